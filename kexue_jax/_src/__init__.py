@@ -1,0 +1,1 @@
+"""Shared internals: typing aliases, validation, keys, float32 numerics, test helpers."""

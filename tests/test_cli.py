@@ -1,0 +1,67 @@
+"""The command line, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kexue_jax.cli import main
+from kexue_jax.train import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "kexue_jax.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
+
+
+@pytest.mark.subprocess
+def test_train_smoke_then_eval_and_sample(tmp_path):
+    workdir = tmp_path / "run"
+    proc = _cli("train", "vae-mnist5k", "--smoke", "--workdir", str(workdir), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["step"] == 20
+    assert {"elbo_nats", "bpd"} <= set(out["eval"])
+    records = read_metrics(workdir / "metrics.jsonl", "train")
+    assert records and all(r["loss"] == r["loss"] for r in records)  # present and not NaN
+    assert (workdir / "checkpoints" / "20").is_dir()
+    assert list((workdir / "samples").glob("step_*.png"))
+    assert {p.name.split("_")[0] for p in (workdir / "figures").glob("*.png")} >= {"reconstructions", "interpolation"}
+
+    proc = _cli("eval", "vae-mnist5k", "--smoke", "--workdir", str(workdir), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    evaluated = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert evaluated["step"] == 20
+    assert abs(evaluated["eval"]["elbo_nats"] - out["eval"]["elbo_nats"]) < 1e-3 * abs(out["eval"]["elbo_nats"])
+
+    png = tmp_path / "s.png"
+    proc = _cli("sample", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--num", "9", "--out", str(png), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert png.stat().st_size > 100
+
+
+def test_list_names_the_experiment_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "vae-mnist5k" in out and "mnist5k" in out and "vae" in out
+
+
+def test_unknown_experiment_and_bad_override_are_clear_errors(tmp_path, capsys):
+    assert main(["train", "no-such-experiment", "--workdir", str(tmp_path)]) == 2
+    assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
+    assert main(["train", "vae-mnist5k", "--workdir", str(tmp_path), "train.no_such_key=3"]) == 2
+    assert "unknown config key 'train.no_such_key'" in capsys.readouterr().err
+
+
+def test_eval_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", "vae-mnist5k", "--smoke", "--workdir", str(tmp_path)]) == 2
+    assert "no checkpoint found" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""Engine invariants: exact resume, NaN guard, corrupt checkpoints, 1 vs 8 devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from kexue_jax._src.testing import assert_tree_allclose
+from kexue_jax.train import NonFiniteError, read_metrics, train
+from kexue_jax.train.checkpoint import Checkpointer
+
+from tests.train.tiny import tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _leaves_equal(a, b) -> None:
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_run_writes_metrics_checkpoints_and_grids(tmp_path):
+    result = train(tiny_config(), tmp_path)
+    assert int(result.state.step) == 20
+    train_lines = read_metrics(tmp_path / "metrics.jsonl", "train")
+    eval_lines = read_metrics(tmp_path / "metrics.jsonl", "eval")
+    assert [r["step"] for r in train_lines] == [5, 10, 15, 20]
+    assert [r["step"] for r in eval_lines] == [10, 20]
+    assert all(np.isfinite(r["loss"]) for r in train_lines)
+    # softmax regression on digits learns: eval NLL well below log(10)
+    assert eval_lines[-1]["nll"] < 0.8 * np.log(10)
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_0000010.png", "step_0000020.png"]
+    assert Checkpointer(tmp_path / "checkpoints").all_steps() == [10, 20]
+    assert json.loads((tmp_path / "config.json").read_text())["task"] == "tiny"
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    full = train(tiny_config(), tmp_path / "full")
+    first = train(tiny_config(), tmp_path / "resumed", stop_after=15)
+    assert int(first.state.step) == 15
+    second = train(tiny_config(), tmp_path / "resumed")
+    assert second.resumed_from == 15
+    _leaves_equal(full.state, second.state)
+    full_lines = read_metrics(tmp_path / "full" / "metrics.jsonl")
+    resumed_lines = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rs]  # noqa: E731
+    assert strip(full_lines) == strip(resumed_lines)
+
+
+def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path):
+    train(tiny_config(), tmp_path, stop_after=15)
+    with (tmp_path / "metrics.jsonl").open("a") as f:  # as if the run died after logging step 17
+        f.write(json.dumps({"step": 17, "split": "train", "loss": 123.0}) + "\n")
+    train(tiny_config(), tmp_path)
+    steps = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl", "train")]
+    assert steps == [5, 10, 15, 20]
+
+
+def test_nan_stops_run_names_step_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config(steps=40)
+    config.model.nan_at = 13  # the 14th update (state.step == 13) produces NaN
+    with pytest.raises(NonFiniteError) as info:
+        train(config, tmp_path)
+    assert info.value.step == 13
+    assert info.value.last_checkpoint == 10
+    assert "step 13" in str(info.value)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.all_steps() == [10]
+    good = train(tiny_config(steps=10), tmp_path / "reference")
+    restored = ckpt.restore(10, good.state)
+    _leaves_equal(restored.params, good.state.params)
+    for leaf in jax.tree.leaves(restored):
+        if np.issubdtype(np.asarray(leaf).dtype, np.floating):
+            assert np.all(np.isfinite(leaf))
+
+
+def _corrupt(step_dir: Path) -> None:
+    files = [p for p in step_dir.rglob("*") if p.is_file() and p.stat().st_size > 0]
+    assert files, f"no files in {step_dir}"
+    for p in files:
+        p.write_bytes(b"\x00garbage" * 3)
+
+
+def test_corrupt_latest_checkpoint_is_reported_and_previous_used(tmp_path, caplog):
+    train(tiny_config(steps=20), tmp_path)
+    _corrupt(tmp_path / "checkpoints" / "20")
+    with caplog.at_level("WARNING"):
+        result = train(tiny_config(steps=30), tmp_path)
+    assert result.resumed_from == 10
+    assert any("step 20" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "corrupt").is_dir()
+    reference = train(tiny_config(steps=30), tmp_path / "reference")
+    _leaves_equal(reference.state, result.state)
+
+
+def test_one_device_equals_eight_devices(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        import jax
+        assert len(jax.devices()) == 8, jax.devices()
+        from kexue_jax.train import make_mesh, read_metrics, train
+        from tests.train.tiny import tiny_config
+        out = {{}}
+        for n in (1, 8):
+            train(tiny_config(steps=15, ema_decay=0.0), {str(tmp_path)!r} + f"/d{{n}}", mesh=make_mesh(n))
+            out[n] = [r["loss"] for r in read_metrics({str(tmp_path)!r} + f"/d{{n}}/metrics.jsonl", "train")]
+        bad = tiny_config()
+        bad.data.batch_size = 30
+        try:
+            train(bad, {str(tmp_path)!r} + "/bad", mesh=make_mesh(8))
+        except ValueError as e:
+            out["error"] = str(e)
+        print(json.dumps(out))
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    losses = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(losses["1"]) == 3
+    np.testing.assert_allclose(losses["1"], losses["8"], rtol=1e-5, atol=1e-6)
+    assert "data.batch_size" in losses["error"] and "30" in losses["error"] and "8 devices" in losses["error"]
+
+
+def test_interval_not_multiple_of_log_every_raises(tmp_path):
+    with pytest.raises(ValueError, match="train.checkpoint_every"):
+        train(tiny_config(checkpoint_every=7), tmp_path)
+
+
+def test_ema_follows_its_recursion(tmp_path):
+    """ema_{k+1} = d * ema_k + (1 - d) * params_{k+1}, checked over one step of the real step fn."""
+    from kexue_jax.train.loop import initial_state, setup
+    from kexue_jax.train.mesh import shard_batch
+    from kexue_jax.train.step import make_train_step
+
+    config = tiny_config(ema_decay=0.75)
+    run = setup(config, tmp_path)
+    state = initial_state(run)
+    step = make_train_step(run.task, run.optimizer, mesh=run.mesh, ema_decay=0.75, donate=False)
+    s1, _ = step(state, shard_batch(run.batcher.batch_at(0), run.mesh))
+    s2, _ = step(s1, shard_batch(run.batcher.batch_at(1), run.mesh))
+    expected = jax.tree.map(lambda e, p: 0.75 * e + 0.25 * p, s1.ema_params, s2.params)
+    assert_tree_allclose(s2.ema_params, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(np.asarray(s2.ema_params["w1"]), np.asarray(s2.params["w1"]))
+    run.checkpointer.close()
