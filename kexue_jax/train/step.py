@@ -63,7 +63,7 @@ def train_step_fn(task: Task, optimizer: optax.GradientTransformation, *, ema_de
                 (state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step
             ).astype(jnp.int32),
         )
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         metrics.update({k: jnp.asarray(v, jnp.float32) for k, v in out.metrics.items()})
         return new_state, metrics
 

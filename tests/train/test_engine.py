@@ -74,7 +74,7 @@ def test_nan_stops_run_names_step_and_keeps_last_good_checkpoint(tmp_path):
     assert "step 13" in str(info.value)
     ckpt = Checkpointer(tmp_path / "checkpoints")
     assert ckpt.all_steps() == [10]
-    good = train(tiny_config(steps=10), tmp_path / "reference")
+    good = train(tiny_config(steps=40), tmp_path / "reference", stop_after=10)  # same schedule
     restored = ckpt.restore(10, good.state)
     _leaves_equal(restored.params, good.state.params)
     for leaf in jax.tree.leaves(restored):
@@ -90,7 +90,7 @@ def _corrupt(step_dir: Path) -> None:
 
 
 def test_corrupt_latest_checkpoint_is_reported_and_previous_used(tmp_path, caplog):
-    train(tiny_config(steps=20), tmp_path)
+    train(tiny_config(steps=30), tmp_path, stop_after=20)
     _corrupt(tmp_path / "checkpoints" / "20")
     with caplog.at_level("WARNING"):
         result = train(tiny_config(steps=30), tmp_path)

@@ -74,7 +74,7 @@ def tiny_config(**train) -> ml_collections.ConfigDict:
     )
     c.model = ml_collections.ConfigDict(dict(hidden=16, nan_at=-1))
     c.optim = ml_collections.ConfigDict(
-        dict(name="adamw", learning_rate=1e-2, schedule="cosine", warmup_steps=3, end_factor=0.1, grad_clip_norm=1.0)
+        dict(name="adamw", learning_rate=3e-2, schedule="cosine", warmup_steps=3, end_factor=0.1, grad_clip_norm=1.0)
     )
     c.train = ml_collections.ConfigDict(
         dict(steps=20, log_every=5, eval_every=10, sample_every=10, checkpoint_every=10,
