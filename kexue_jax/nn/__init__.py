@@ -1,0 +1,7 @@
+"""Flax NNX building blocks shared by the model families, and the module <-> pure-pytree bridge."""
+
+from kexue_jax.nn.conv import ConvDecoder, ConvEncoder
+from kexue_jax.nn.functional import merge_module, split_module
+from kexue_jax.nn.mlp import MLP
+
+__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "merge_module", "split_module"]
