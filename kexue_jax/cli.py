@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--workdir", default=None, help="work directory (default: runs/NAME)")
         sp.add_argument("--smoke", action="store_true", help="shrink the config to seconds (CI)")
         sp.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize()")
-        sp.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+        sp.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
 
     sp = sub.add_parser("train", help="train an experiment (resumes from the newest checkpoint)")
     common(sp)
@@ -58,7 +58,14 @@ def _workdir(args: argparse.Namespace, config) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may come before or after options: collect the ones argparse left over.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = [*getattr(args, "overrides", []), *extra]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
 
