@@ -43,7 +43,13 @@ def create_train_state(
     use_ema: bool,
     key: PRNGKey,
 ) -> TrainState:
-    """A fresh state at step 0."""
+    """A fresh state at step 0.
+
+    Raises:
+        ValueError: when a floating parameter is not float32 (the dtype policy: parameters and
+            optimizer moments in float32, compute in the model's ``dtype``).
+    """
+    check_param_dtypes(params)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -53,6 +59,17 @@ def create_train_state(
         key=key_data(key),
         nonfinite_step=jnp.full((), -1, jnp.int32),
     )
+
+
+def check_param_dtypes(params: PyTree) -> None:
+    """Raise ``ValueError`` naming the first floating parameter that is not float32."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = jnp.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.floating) and dtype != jnp.float32:
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path)}: parameters must be float32 (set the model's "
+                f"param_dtype; its compute dtype may be bfloat16), got {dtype} with shape {jnp.shape(leaf)}"
+            )
 
 
 def eval_params(state: TrainState) -> PyTree:

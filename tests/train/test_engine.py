@@ -153,3 +153,17 @@ def test_ema_follows_its_recursion(tmp_path):
     assert_tree_allclose(s2.ema_params, expected, rtol=1e-6, atol=1e-7)
     assert not np.allclose(np.asarray(s2.ema_params["w1"]), np.asarray(s2.params["w1"]))
     run.checkpointer.close()
+
+
+def test_low_precision_params_are_refused():
+    import jax.numpy as jnp
+    import optax
+
+    from kexue_jax.train.state import create_train_state
+
+    params = {"dense": {"kernel": jnp.zeros((2, 3), jnp.bfloat16)}}
+    with pytest.raises(ValueError, match=r"params\['dense'\]\['kernel'\]: parameters must be float32.*bfloat16"):
+        create_train_state(params, {}, optax.adam(1e-3), use_ema=False, key=jax.random.key(0))
+    state = create_train_state(jax.tree.map(lambda x: x.astype(jnp.float32), params), {}, optax.adam(1e-3),
+                               use_ema=True, key=jax.random.key(0))
+    assert state.ema_params["dense"]["kernel"].dtype == jnp.float32
