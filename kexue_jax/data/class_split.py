@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kexue_jax.data.dataset import ArrayDataset
+from kexue_jax.data.info import DatasetInfo
+
 SPLITS = ("train", "test")
 
 
@@ -37,3 +40,31 @@ def per_class_split(
         n_test = len(rows) // test_fraction_denominator
         chosen.append(rows[len(rows) - n_test :] if split == "test" else rows[: len(rows) - n_test])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def labelled_images_split(
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    split: str,
+    *,
+    num_classes: int,
+    num_bins: int,
+    description: str,
+) -> ArrayDataset:
+    """The :func:`per_class_split` rows of an embedded labelled image set as an :class:`ArrayDataset`.
+
+    Returns:
+        ``image`` ``uint8 [n, h, w, c]`` and ``label`` ``int32 [n]`` of ``split``.
+    """
+    idx = per_class_split(labels, split)
+    info = DatasetInfo(
+        name=name,
+        split=split,
+        num_examples=len(idx),
+        features={"image": (tuple(images.shape[1:]), np.dtype(np.uint8)), "label": ((), np.dtype(np.int32))},
+        num_classes=num_classes,
+        num_bins=num_bins,
+        description=description,
+    )
+    return ArrayDataset({"image": images[idx], "label": labels[idx]}, info)

@@ -6,9 +6,8 @@ import functools
 
 import numpy as np
 
-from kexue_jax.data.class_split import per_class_split
+from kexue_jax.data.class_split import labelled_images_split
 from kexue_jax.data.dataset import ArrayDataset
-from kexue_jax.data.info import DatasetInfo
 
 NUM_BINS = 17
 """Pixels are counts ``0..16`` (a 4×4 block of a 32×32 bitmap), so 17 levels."""
@@ -51,15 +50,6 @@ def load_digits_split(split: str) -> ArrayDataset:
         ValueError: naming ``split`` when it is neither ``"train"`` nor ``"test"``.
     """
     images, labels = _source()
-    idx = per_class_split(labels, split)
-    arrays = {"image": images[idx], "label": labels[idx]}
-    info = DatasetInfo(
-        name="digits",
-        split=split,
-        num_examples=len(idx),
-        features={"image": ((8, 8, 1), np.dtype(np.uint8)), "label": ((), np.dtype(np.int32))},
-        num_classes=10,
-        num_bins=NUM_BINS,
-        description=DESCRIPTION,
+    return labelled_images_split(
+        "digits", images, labels, split, num_classes=10, num_bins=NUM_BINS, description=DESCRIPTION
     )
-    return ArrayDataset(arrays, info)

