@@ -74,6 +74,13 @@ class Run:
     optimizer: Any
     checkpointer: Checkpointer
     keys: dict[str, jax.Array]
+    _compiled: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def compiled(self, name: str, make: Any) -> Any:
+        """The jitted function ``name``, built once per run so that evaluations do not recompile."""
+        if name not in self._compiled:
+            self._compiled[name] = make()
+        return self._compiled[name]
 
 
 def _optimizer(config: ml_collections.ConfigDict):
@@ -154,7 +161,7 @@ def evaluate(run: Run, state: TrainState) -> dict[str, float]:
     """Average ``task.evaluate`` over the evaluation split, weighting batches by size."""
     if run.eval_data is None or run.task.evaluate is None:
         return {}
-    eval_step = make_eval_step(run.task, mesh=run.mesh)
+    eval_step = run.compiled("eval", lambda: make_eval_step(run.task, mesh=run.mesh))
     bs = run.config.data.get("eval_batch_size", run.config.data.batch_size)
     totals: dict[str, float] = {}
     count = 0
@@ -180,14 +187,14 @@ def write_grids(run: Run, state: TrainState, step: int) -> list[Path]:
     cols = run.task.grid_columns
     if run.task.sample is not None:
         num = run.config.train.get("num_samples", 64)
-        images = jax.jit(run.task.sample, static_argnums=2)(
+        images = run.compiled("sample", lambda: jax.jit(run.task.sample, static_argnums=2))(
             eval_params(state), state.model_state, num, key=run.keys["sample"]
         )
         paths.append(save_grid(run.workdir / "samples" / f"step_{step:07d}.png", np.asarray(images), columns=cols))
     if run.task.figures is not None and run.eval_data is not None:
         n = min(len(run.eval_data), run.config.train.get("num_figure_examples", 32))
         batch = shard_batch(run.eval_data.get_batch(np.arange(n)), run.mesh)
-        figures = jax.jit(run.task.figures)(
+        figures = run.compiled("figures", lambda: jax.jit(run.task.figures))(
             eval_params(state), state.model_state, batch, key=jax.random.fold_in(run.keys["sample"], 1)
         )
         for name, images in figures.items():

@@ -167,3 +167,19 @@ def test_low_precision_params_are_refused():
     state = create_train_state(jax.tree.map(lambda x: x.astype(jnp.float32), params), {}, optax.adam(1e-3),
                                use_ema=True, key=jax.random.key(0))
     assert state.ema_params["dense"]["kernel"].dtype == jnp.float32
+
+
+def test_repeated_evaluation_and_grids_compile_once(tmp_path):
+    from kexue_jax.train.loop import evaluate, initial_state, setup, write_grids
+
+    run = setup(tiny_config(), tmp_path)
+    state = initial_state(run)
+    first = evaluate(run, state)
+    second = evaluate(run, state)
+    assert first == second  # fixed evaluation keys: evaluation is deterministic
+    write_grids(run, state, 1)
+    write_grids(run, state, 2)
+    # digits' test split (355) in batches of 100: one shape for full batches, one for the last
+    assert run._compiled["eval"]._cache_size() == 2
+    assert run._compiled["sample"]._cache_size() == 1
+    run.checkpointer.close()
