@@ -10,7 +10,9 @@ whose KL term is in closed form and whose expectation is estimated with the repa
 $z = \\mu + \\sigma\\odot\\varepsilon$, $\\varepsilon\\sim\\mathcal N(0, I)$. Su Jianlin's reading
 (kexue.fm/archives/5253) is that every $x$ gets its own normal posterior, the KL pulls all of them
 towards the standard normal so that the prior can be sampled, and the reconstruction term keeps
-them apart; kexue.fm/archives/7725 rederives the same loss from the joint-distribution KL
+them apart; kexue.fm/archives/7725 gives the geometric picture (each $x$ becomes an ellipse
+$(\\mu(x), \\sigma(x))$ every point of which must reconstruct $x$, and the KL term pulls the ellipses
+towards the unit ball), and kexue.fm/archives/5343 derives the loss as the joint-distribution KL
 $\\mathrm{KL}(\\tilde p(x) q(z|x)\\,\\|\\,p(z) p(x|z))$.
 
 The functions here know nothing about networks: the encoder's ``mean``/``log_var`` and the
@@ -19,7 +21,7 @@ for the Flax NNX shell and the engine task).
 
 References:
     Su Jianlin, "变分自编码器（一）：原来是这么一回事", https://kexue.fm/archives/5253.
-    Su Jianlin, "变分自编码器（四）：一步到位的聚类方案", https://kexue.fm/archives/7725.
+    Su Jianlin, "变分自编码器（六）：从几何视角来理解VAE的尝试", https://kexue.fm/archives/7725.
     D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016.
 """

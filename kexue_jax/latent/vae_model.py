@@ -32,7 +32,7 @@ the data range (within half a level of the discretized logistic's mean) mapped t
 
 References:
     Su Jianlin, "变分自编码器（一）：原来是这么一回事", https://kexue.fm/archives/5253.
-    Su Jianlin, "变分自编码器（四）：一步到位的聚类方案", https://kexue.fm/archives/7725.
+    Su Jianlin, "变分自编码器（六）：从几何视角来理解VAE的尝试", https://kexue.fm/archives/7725.
     D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016.
 """
