@@ -98,6 +98,33 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
     return config
 
 
+# Engine settings every experiment has; a config file sets only those it changes.
+TRAIN_DEFAULTS = dict(
+    eval_every=0,  # 0: only at the end
+    sample_every=0,
+    checkpoint_every=0,
+    keep_checkpoints=3,
+    async_checkpoints=False,
+    ema_decay=0.0,  # 0: no EMA parameters
+    num_samples=64,
+    num_figure_examples=32,
+    num_devices=0,  # 0: all devices
+    prefetch=2,
+    progress=True,
+)
+
+
+def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Fill the engine settings an experiment left out with :data:`TRAIN_DEFAULTS`."""
+    with config.unlocked():
+        for key, value in TRAIN_DEFAULTS.items():
+            if key not in config.train:
+                config.train[key] = value
+        if "data_dir" not in config.data:
+            config.data.data_dir = ""
+    return config
+
+
 def generic_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Shrink any config to a few seconds: few steps, every output written at least once."""
     t = config.train
@@ -118,7 +145,7 @@ def load_config(
     """Load experiment ``name``; then ``--smoke`` shrinking, then overrides, then ``steps``."""
     path = find_experiment(name)
     module = _import(path)
-    config = module.get_config()
+    config = with_defaults(module.get_config())
     with config.unlocked():
         config.name = name if not name.endswith(".py") else path.parent.name.replace("_", "-")
     if smoke:

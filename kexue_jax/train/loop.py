@@ -14,6 +14,7 @@ Work directory layout::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -30,6 +31,7 @@ from kexue_jax import data as kdata
 from kexue_jax._src.random import key_data, make_key, split_named
 from kexue_jax.optim import make_optimizer
 from kexue_jax.train.checkpoint import Checkpointer
+from kexue_jax.train.config import with_defaults
 from kexue_jax.train.images import save_grid
 from kexue_jax.train.mesh import check_batch_size, make_mesh, replicated, shard_batch
 from kexue_jax.train.metrics_log import MetricsWriter
@@ -100,7 +102,8 @@ def _optimizer(config: ml_collections.ConfigDict):
 def setup(config: ml_collections.ConfigDict, workdir: str | Path, *, mesh: Mesh | None = None) -> Run:
     """Load data, build the task, the optimizer, the mesh and the checkpointer of a config."""
     workdir = Path(workdir)
-    mesh = mesh or make_mesh(config.train.get("num_devices", None))
+    config = with_defaults(copy.deepcopy(config))
+    mesh = mesh or make_mesh(config.train.num_devices or None)
     check_batch_size("data.batch_size", config.data.batch_size, mesh)
     dkw = dict(config.data.get("kwargs", {}) or {})
     train_data = kdata.load(config.data.name, split=config.data.split, data_dir=config.data.get("data_dir") or None, **dkw)
@@ -122,8 +125,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path, *, mesh: Mesh 
     keys = split_named(make_key(config.seed), "init", "train", "eval", "sample")
     checkpointer = Checkpointer(
         workdir / "checkpoints",
-        max_to_keep=config.train.get("keep_checkpoints", 3),
-        async_save=config.train.get("async_checkpoints", False),
+        max_to_keep=config.train.keep_checkpoints,
+        async_save=config.train.async_checkpoints,
     )
     return Run(config, workdir, mesh, task, train_data, eval_data, batcher, _optimizer(config), checkpointer, keys)
 
@@ -136,7 +139,7 @@ def initial_state(run: Run) -> TrainState:
         params,
         model_state,
         run.optimizer,
-        use_ema=bool(run.config.train.get("ema_decay", 0.0)),
+        use_ema=bool(run.config.train.ema_decay),
         key=run.keys["train"],
     )
     return jax.device_put(state, replicated(run.mesh))
@@ -186,13 +189,13 @@ def write_grids(run: Run, state: TrainState, step: int) -> list[Path]:
         return paths
     cols = run.task.grid_columns
     if run.task.sample is not None:
-        num = run.config.train.get("num_samples", 64)
+        num = run.config.train.num_samples
         images = run.compiled("sample", lambda: jax.jit(run.task.sample, static_argnums=2))(
             eval_params(state), state.model_state, num, key=run.keys["sample"]
         )
         paths.append(save_grid(run.workdir / "samples" / f"step_{step:07d}.png", np.asarray(images), columns=cols))
     if run.task.figures is not None and run.eval_data is not None:
-        n = min(len(run.eval_data), run.config.train.get("num_figure_examples", 32))
+        n = min(len(run.eval_data), run.config.train.num_figure_examples)
         batch = shard_batch(run.eval_data.get_batch(np.arange(n)), run.mesh)
         figures = run.compiled("figures", lambda: jax.jit(run.task.figures))(
             eval_params(state), state.model_state, batch, key=jax.random.fold_in(run.keys["sample"], 1)
@@ -232,6 +235,7 @@ def train(
         NonFiniteError: a loss or gradient became non-finite; the step is named and the last good
             checkpoint is kept.
     """
+    config = with_defaults(copy.deepcopy(config))
     _validate(config)
     run = setup(config, workdir, mesh=mesh)
     run.workdir.mkdir(parents=True, exist_ok=True)
@@ -245,7 +249,7 @@ def train(
     if resumed_from is not None:
         log.info("resuming from checkpoint at step %d", resumed_from)
     writer = MetricsWriter(run.workdir / "metrics.jsonl", resume_step=resumed_from, enabled=is_main)
-    step_fn = make_train_step(run.task, run.optimizer, mesh=run.mesh, ema_decay=tc.get("ema_decay") or None)
+    step_fn = make_train_step(run.task, run.optimizer, mesh=run.mesh, ema_decay=tc.ema_decay or None)
 
     def check_finite(state: TrainState) -> None:
         bad = int(state.nonfinite_step)
@@ -256,8 +260,8 @@ def train(
     eval_metrics: dict[str, float] = {}
     window: list[dict[str, jax.Array]] = []
     prefetch = Prefetcher(lambda s: shard_batch(run.batcher.batch_at(s), run.mesh), start, total,
-                          size=tc.get("prefetch", 2))
-    bar = tqdm(total=total, initial=start, disable=not (is_main and tc.get("progress", True)),
+                          size=tc.prefetch)
+    bar = tqdm(total=total, initial=start, disable=not (is_main and tc.progress),
                dynamic_ncols=True, mininterval=1.0, desc=config.get("name", run.task.name))
     t_window, s_window = time.perf_counter(), start
     try:
@@ -277,15 +281,15 @@ def train(
                 writer.write(step, "train", means)
                 bar.set_postfix(loss=f"{means['loss']:.4g}", steps_s=f"{means['steps_per_sec']:.1f}")
                 bar.update(step - bar.n)
-            if (tc.get("eval_every") and step % tc.eval_every == 0) or last:
+            if (tc.eval_every and step % tc.eval_every == 0) or last:
                 eval_metrics = evaluate(run, state)
                 if eval_metrics:
                     writer.write(step, "eval", eval_metrics)
                     bar.write(f"step {step}: eval " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
-            if (tc.get("sample_every") and step % tc.sample_every == 0) or last:
+            if (tc.sample_every and step % tc.sample_every == 0) or last:
                 write_grids(run, state, step)
             stopping = stop_after is not None and step - start >= stop_after
-            if (tc.get("checkpoint_every") and step % tc.checkpoint_every == 0) or last or stopping:
+            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last or stopping:
                 check_finite(state)
                 run.checkpointer.save(step, state)
             if stopping:

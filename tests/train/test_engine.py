@@ -183,3 +183,20 @@ def test_repeated_evaluation_and_grids_compile_once(tmp_path):
     assert run._compiled["eval"]._cache_size() == 2
     assert run._compiled["sample"]._cache_size() == 1
     run.checkpointer.close()
+
+
+def test_async_checkpoints_resume_exactly(tmp_path):
+    """Orbax's background writes must not race the donated state buffers of the next steps."""
+    full = train(tiny_config(), tmp_path / "sync")
+    train(tiny_config(async_checkpoints=True), tmp_path / "async", stop_after=15)
+    resumed = train(tiny_config(async_checkpoints=True), tmp_path / "async")
+    assert resumed.resumed_from == 15
+    _leaves_equal(full.state, resumed.state)
+
+
+def test_engine_settings_have_defaults_and_can_be_overridden():
+    from kexue_jax.train.config import TRAIN_DEFAULTS, load_config
+
+    config = load_config("vae-mnist5k", overrides=["train.async_checkpoints=True", "train.num_devices=1"])
+    assert config.train.async_checkpoints is True and config.train.num_devices == 1
+    assert set(TRAIN_DEFAULTS) <= set(config.train)
