@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from kexue_jax.train import evaluate as run_eval
 
     maybe_initialize_distributed(True if args.distributed else None)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         config = _config(args)
         workdir = _workdir(args, config)
@@ -116,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, NonFiniteError) as e:
         print(f"kexue-jax: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ValueError) else 1
+    except KeyboardInterrupt:
+        print("kexue-jax: interrupted; the newest state is checkpointed, run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
+    """SIGTERM (a scheduler's preemption) stops training like Ctrl-C: checkpoint, then exit."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -65,3 +65,35 @@ def test_unknown_experiment_and_bad_override_are_clear_errors(tmp_path, capsys):
 def test_eval_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", "vae-mnist5k", "--smoke", "--workdir", str(tmp_path)]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+@pytest.mark.subprocess
+def test_sigterm_checkpoints_the_newest_step_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+
+    workdir = tmp_path / "run"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    args = [sys.executable, "-m", "kexue_jax.cli", "train", "vae-mnist5k", "--workdir", str(workdir),
+            "--steps", "100000", "train.log_every=10", "train.checkpoint_every=100000", "train.eval_every=0",
+            "train.sample_every=0", "model.iwae_samples=2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(read_metrics(workdir / "metrics.jsonl", "train")) < 3:
+            time.sleep(0.5)
+        assert len(read_metrics(workdir / "metrics.jsonl", "train")) >= 3, "training never logged"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "saved a checkpoint at step" in err
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    logged = max(r["step"] for r in read_metrics(workdir / "metrics.jsonl", "train"))
+    assert steps and steps[-1] >= logged >= 30  # nothing that was logged is lost
+    proc = _cli("train", "vae-mnist5k", "--workdir", str(workdir), "--steps", "100000", "--stop-after", "10",
+                "train.log_every=10", "train.checkpoint_every=100000", "train.eval_every=0",
+                "train.sample_every=0", "model.iwae_samples=2", cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["step"] == steps[-1] + 10

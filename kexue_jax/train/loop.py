@@ -296,11 +296,29 @@ def train(
                 break
         if start >= total:  # nothing to do: already trained
             eval_metrics = evaluate(run, state)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler (preemption)
+        _save_on_interrupt(run, state)
+        raise
     finally:
         prefetch.close()
         bar.close()
         run.checkpointer.close()
     return TrainResult(state, eval_metrics, run.workdir, resumed_from)
+
+
+def _save_on_interrupt(run: Run, state: TrainState) -> None:
+    """Checkpoint the newest good state of an interrupted run so that no finished step is lost."""
+    try:
+        step, bad = int(state.step), int(state.nonfinite_step)
+    except Exception:  # noqa: BLE001 - interrupted inside a step: its donated input is gone
+        log.warning("interrupted during a step; the newest checkpoint is step %s", run.checkpointer.latest_step())
+        return
+    if bad >= 0 or step in run.checkpointer.all_steps():
+        return
+    run.checkpointer.save(step, state)
+    run.checkpointer.wait()
+    log.warning("interrupted: saved a checkpoint at step %d in %s; run again to resume", step,
+                run.checkpointer.directory)
 
 
 def _validate(config: ml_collections.ConfigDict) -> None:
