@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "latent", "likelihoods", "metrics", "nn", "optim", "train")
+_SUBPACKAGES = ("data", "flows", "latent", "likelihoods", "metrics", "nn", "optim", "train")
 
 
 def __getattr__(name: str):
