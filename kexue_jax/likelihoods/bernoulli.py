@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from kexue_jax._src.checks import check_floating, check_same_shape
 from kexue_jax._src.numerics import to_f32
