@@ -1,0 +1,136 @@
+"""Diffusion models, pure core: schedules, SDEs, losses, samplers, likelihood and guidance.
+
+Model functions are plain callables, ``eps_fn(x, t)`` with ``int32 t [b]`` (discrete) or
+``score_fn(x, t)`` with float32 ``t [b]`` (continuous), so any network plugs in. No Flax here.
+
+References:
+    Su Jianlin's diffusion series, https://kexue.fm/archives/9119 onwards.
+"""
+
+from kexue_jax.diffusion.divergence import divergence_exact, divergence_hutchinson, sample_probes
+from kexue_jax.diffusion.gaussian import gaussian_eps_fn, gaussian_log_prob, gaussian_score_fn
+from kexue_jax.diffusion.guidance import (
+    classifier_free_eps,
+    classifier_guided_eps,
+    classifier_guided_score,
+    drop_labels,
+)
+from kexue_jax.diffusion.likelihood import ODELikelihood, ode_bits_per_dim, ode_log_prob
+from kexue_jax.diffusion.losses import ddpm_loss, dsm_loss
+from kexue_jax.diffusion.parameterization import (
+    eps_fn_to_score_fn,
+    eps_from_prediction,
+    eps_from_v,
+    eps_from_x0,
+    score_from_eps,
+    v_target,
+    x0_from_eps,
+)
+from kexue_jax.diffusion.posterior import (
+    marginal_coeffs,
+    predict_x0_from_eps,
+    q_posterior,
+    q_sample,
+)
+from kexue_jax.diffusion.samplers import (
+    SAMPLERS,
+    ModelFns,
+    Sampler,
+    ddim_decode,
+    ddim_encode,
+    ddim_sample,
+    ddpm_sample,
+    euler_maruyama,
+    euler_maruyama_sample,
+    euler_maruyama_step,
+    langevin_step,
+    ode_sample,
+    ode_sample_adaptive,
+    odeint_adaptive,
+    odeint_fixed,
+    pc_sample,
+)
+from kexue_jax.diffusion.schedules import (
+    DiscreteSchedule,
+    cosine_schedule,
+    linear_schedule,
+    respace,
+    respaced_timesteps,
+    schedule_from_betas,
+    su_schedule,
+)
+from kexue_jax.diffusion.sde import (
+    SDE,
+    VESDE,
+    VPSDE,
+    ProbabilityFlow,
+    ReverseSDE,
+    SubVPSDE,
+    probability_flow,
+    reverse_sde,
+)
+from kexue_jax.diffusion.vlb import VLB, elbo_bits_per_dim, model_log_variance, vlb_terms
+
+__all__ = [
+    "SAMPLERS",
+    "SDE",
+    "VESDE",
+    "VLB",
+    "VPSDE",
+    "DiscreteSchedule",
+    "ModelFns",
+    "ODELikelihood",
+    "ProbabilityFlow",
+    "ReverseSDE",
+    "Sampler",
+    "SubVPSDE",
+    "classifier_free_eps",
+    "classifier_guided_eps",
+    "classifier_guided_score",
+    "cosine_schedule",
+    "ddim_decode",
+    "ddim_encode",
+    "ddim_sample",
+    "ddpm_loss",
+    "ddpm_sample",
+    "divergence_exact",
+    "divergence_hutchinson",
+    "drop_labels",
+    "dsm_loss",
+    "elbo_bits_per_dim",
+    "eps_fn_to_score_fn",
+    "eps_from_prediction",
+    "eps_from_v",
+    "eps_from_x0",
+    "euler_maruyama",
+    "euler_maruyama_sample",
+    "euler_maruyama_step",
+    "gaussian_eps_fn",
+    "gaussian_log_prob",
+    "gaussian_score_fn",
+    "langevin_step",
+    "linear_schedule",
+    "marginal_coeffs",
+    "model_log_variance",
+    "ode_bits_per_dim",
+    "ode_log_prob",
+    "ode_sample",
+    "ode_sample_adaptive",
+    "odeint_adaptive",
+    "odeint_fixed",
+    "pc_sample",
+    "predict_x0_from_eps",
+    "probability_flow",
+    "q_posterior",
+    "q_sample",
+    "respace",
+    "respaced_timesteps",
+    "reverse_sde",
+    "sample_probes",
+    "schedule_from_betas",
+    "score_from_eps",
+    "su_schedule",
+    "v_target",
+    "vlb_terms",
+    "x0_from_eps",
+]
