@@ -10,7 +10,19 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "flows", "latent", "likelihoods", "metrics", "nn", "optim", "train")
+_SUBPACKAGES = (
+    "attention",
+    "data",
+    "diffusion",
+    "flows",
+    "latent",
+    "likelihoods",
+    "metrics",
+    "nn",
+    "optim",
+    "position",
+    "train",
+)
 
 
 def __getattr__(name: str):
