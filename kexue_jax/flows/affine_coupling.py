@@ -1,8 +1,10 @@
 """RealNVP's affine coupling: $y_1 = x_1$, $y_2 = x_2 \\odot \\sigma(x_1) + t(x_1)$.
 
-The conditioner outputs $(h, t)$ and the scale is either $\\sigma = \\exp(h)$ (RealNVP, the article)
-or $\\sigma = \\mathrm{sigmoid}(h + 2)$ (Glow's official code: bounded, and $\\approx 0.88$ at a
-zero-initialised conditioner). The Jacobian is triangular with diagonal $(1, \\sigma)$, so
+The conditioner outputs $(h, t)$ and the scale is $\\sigma = \\exp(h)$ (RealNVP, the article),
+$\\sigma = \\mathrm{sigmoid}(h + 2)$ (Glow's official code: bounded, and $\\approx 0.88$ at a
+zero-initialised conditioner) or $\\sigma = \\exp(2\\tanh(h/2))$ (a soft clamp of the exp scale to
+$[e^{-2}, e^{2}]$ per layer, identity at $h = 0$, in the spirit of RealNVP's tanh-bounded $s$,
+Dinh et al. 2017 §4.1: it keeps 2-D flows on separated modes from overflowing). The Jacobian is triangular with diagonal $(1, \\sigma)$, so
 $\\log|\\det J| = \\sum \\log \\sigma(x_1)$; the inverse is $x_2 = (y_2 - t(y_1)) / \\sigma(y_1)$.
 With a binary mask $b$:
 $y = b \\odot x + (1-b) \\odot (x \\odot \\sigma(b \\odot x) + t(b \\odot x))$.
@@ -26,7 +28,7 @@ from kexue_jax.flows.bijector import Bijector
 from kexue_jax.flows.conditioner import Conditioner, default_conditioner
 from kexue_jax.flows.mask import make_mask
 
-SCALES = ("exp", "sigmoid")
+SCALES = ("exp", "sigmoid", "tanh")
 
 
 def affine_coupling(
@@ -41,7 +43,8 @@ def affine_coupling(
     Args:
         mask: ``"channel"``/``"half"`` or ``"checkerboard"`` (see :func:`make_mask`).
         parity: swap which half is kept.
-        scale: ``"exp"`` ($\\sigma = e^{h}$) or ``"sigmoid"`` ($\\sigma = \\mathrm{sigmoid}(h+2)$).
+        scale: ``"exp"`` ($\\sigma = e^{h}$), ``"sigmoid"`` ($\\sigma = \\mathrm{sigmoid}(h+2)$) or
+            ``"tanh"`` ($\\sigma = e^{2\\tanh(h/2)}$).
         conditioner: the network producing ``2 c`` channels $(h, t)$; defaults to
             :func:`default_conditioner` with a zero last layer.
 
@@ -63,7 +66,12 @@ def affine_coupling(
         check_input(name, x)
         b = jnp.asarray(make_mask(mask, x.shape[1:], parity=parity), x.dtype)
         h, t = jnp.split(net.apply(params["st"], x * b), 2, axis=-1)
-        log_s = h if scale == "exp" else jax.nn.log_sigmoid(h + 2.0)
+        if scale == "exp":
+            log_s = h
+        elif scale == "sigmoid":
+            log_s = jax.nn.log_sigmoid(h + 2.0)
+        else:
+            log_s = 2.0 * jnp.tanh(0.5 * h)
         return (1.0 - b) * log_s, (1.0 - b) * t
 
     def forward(params: dict, x: Array) -> tuple[Array, Array]:

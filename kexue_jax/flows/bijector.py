@@ -26,7 +26,7 @@ import jax
 from kexue_jax._src.typing import Array, Float, PRNGKey
 
 Params = Any
-ForwardFn = Callable[[Params, Array], tuple[Array, Float[Array, "b"]]]
+ForwardFn = Callable[[Params, Array], tuple[Array, Float[Array, " b"]]]
 
 
 class Bijector(NamedTuple):

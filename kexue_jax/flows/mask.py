@@ -6,6 +6,8 @@ $y = b \\odot x + (1 - b) \\odot (x \\odot e^{s(b \\odot x)} + t(b \\odot x))$).
 
 * ``"channel"`` (alias ``"half"`` for vectors): $b_c = 1$ for the first $\\lfloor C/2 \\rfloor$
   channels (the last axis), the split used by NICE on vectors and by RealNVP/Glow on channels.
+* ``"alternate"``: $b_c = 1$ for even channel indices, the interleaved (odd/even) split of NICE
+  (Dinh et al. 2015, §5.1; Su's NICE code).
 * ``"checkerboard"``: $b_{ij} = 1$ where $i + j$ is even, the same for every channel (images only).
 
 ``parity=True`` swaps the roles ($b \\to 1 - b$), which is how consecutive couplings alternate.
@@ -21,14 +23,14 @@ import numpy as np
 
 from kexue_jax._src.checks import check_in
 
-MASKS = ("channel", "half", "checkerboard")
+MASKS = ("channel", "half", "alternate", "checkerboard")
 
 
 def make_mask(kind: str, event_shape: tuple[int, ...], *, parity: bool = False) -> np.ndarray:
     """The float32 mask for one example, broadcastable to ``event_shape``.
 
     Args:
-        kind: ``"channel"``, ``"half"`` or ``"checkerboard"``.
+        kind: ``"channel"``, ``"half"``, ``"alternate"`` or ``"checkerboard"``.
         event_shape: the shape of one example, ``(h, w, c)`` or ``(d,)``.
         parity: swap the kept and transformed parts.
 
@@ -48,7 +50,7 @@ def make_mask(kind: str, event_shape: tuple[int, ...], *, parity: bool = False) 
         c = event_shape[-1]
         if c < 2:
             raise ValueError(f"x: a channel split needs at least 2 channels, got shape (*, {c})")
-        m = np.arange(c) < c // 2
+        m = np.arange(c) < c // 2 if kind != "alternate" else np.arange(c) % 2 == 0
     m = m.astype(np.float32)
     return 1.0 - m if parity else m
 

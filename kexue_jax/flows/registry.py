@@ -22,6 +22,8 @@ from kexue_jax.flows.conditioner import conv_conditioner, default_conditioner, m
 from kexue_jax.flows.conv1x1 import conv1x1, conv1x1_lu
 from kexue_jax.flows.logit import logit
 from kexue_jax.flows.permutation import reverse, shuffle
+from kexue_jax.flows.repeat import repeat
+from kexue_jax.flows.reshape import reshape
 from kexue_jax.flows.scale import scale
 from kexue_jax.flows.squeeze import squeeze
 
@@ -49,11 +51,14 @@ BIJECTORS: dict[str, Callable[..., Bijector]] = {
         conditioner=default_conditioner(hidden=8), **kw),
     "affine_coupling_sigmoid_vector": lambda **kw: _on_vectors(affine_coupling(
         mask="half", scale="sigmoid", parity=True, conditioner=mlp_conditioner(hidden=8), **kw)),
+    "affine_coupling_tanh_vector": lambda **kw: _on_vectors(affine_coupling(
+        mask="half", scale="tanh", conditioner=mlp_conditioner(hidden=8), **kw)),
     "affine_coupling_checkerboard": lambda **kw: affine_coupling(
         mask="checkerboard", conditioner=conv_conditioner(hidden=8), **kw),
     "affine_coupling_vector": lambda **kw: _on_vectors(affine_coupling(
         mask="half", conditioner=mlp_conditioner(hidden=8), **kw)),
     "scale": scale,
+    "scale_data_init": lambda: scale(data_init=True),
     "squeeze": squeeze,
     "reverse": reverse,
     "shuffle": shuffle,
@@ -62,6 +67,9 @@ BIJECTORS: dict[str, Callable[..., Bijector]] = {
     "conv1x1_lu": conv1x1_lu,
     "logit": logit,
     "chain_squeeze_actnorm_lu": _squeeze_actnorm_lu,
+    # Two scanned copies with stacked params (Glow's K steps per level, compiled once).
+    "repeat_actnorm_lu": lambda: repeat(chain(actnorm(), conv1x1_lu()), 2),
+    "reshape_flatten": lambda: reshape((4, 4, 2), (32,)),
 }
 
 __all__ = ["BIJECTORS"]

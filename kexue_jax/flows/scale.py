@@ -20,13 +20,26 @@ from kexue_jax.flows._validate import check_channels, check_input, spatial_size
 from kexue_jax.flows.bijector import Bijector
 
 
-def scale() -> Bijector:
-    """The scaling layer $y = e^{s} \\odot x$ (params ``{"log_scale": [c]}``, zero at init)."""
+def scale(*, data_init: bool = False, eps: float = 1e-6) -> Bijector:
+    """The scaling layer $y = e^{s} \\odot x$ (params ``{"log_scale": [c]}``).
+
+    Args:
+        data_init: start from $s_c = -\\log(\\mathrm{std}_c + \\epsilon)$ of the example batch (the
+            statistics over batch and spatial axes, like actnorm's scale) instead of $s = 0$. On
+            dequantized images the always-black pixels have a spread of about $1/(256\\sqrt{12})$,
+            so the optimal $s_i$ is near 7; from zero, Adam at lr $10^{-3}$ needs thousands of steps
+            to get there. This changes only the starting point, not the model.
+        eps: added to the std at a data-dependent init.
+    """
 
     def init(key: PRNGKey, example_x: Array) -> dict:
         del key
         check_input("x", example_x)
-        return {"log_scale": jnp.zeros((example_x.shape[-1],), jnp.float32)}
+        if not data_init:
+            return {"log_scale": jnp.zeros((example_x.shape[-1],), jnp.float32)}
+        x = to_f32(example_x)
+        std = jnp.std(x, axis=tuple(range(x.ndim - 1)))
+        return {"log_scale": -jnp.log(std + eps)}
 
     def _log_det(params: dict, x: Array) -> Array:
         ld = spatial_size(x) * jnp.sum(to_f32(params["log_scale"]))

@@ -69,12 +69,16 @@ def shard_batch(batch: dict[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
     """Place this process's share of a batch on the mesh, split along the ``data`` axis.
 
     A batch whose size does not divide over the data axis (the last partial evaluation batch) is
-    replicated instead, so that every example is still seen once.
+    replicated instead, so that every example is still seen once. Features that are not numeric
+    (tensorflow-datasets' string ``id`` of CIFAR-10, ragged ``object`` columns) cannot live on a
+    device and are left out.
     """
     sharding = data_sharded(mesh)
     out = {}
     for name, value in batch.items():
         value = np.asarray(value)
+        if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+            continue
         global_size = value.shape[0] * jax.process_count()
         if global_size % data_axis_size(mesh):
             out[name] = jax.device_put(value, replicated(mesh))

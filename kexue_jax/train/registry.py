@@ -13,6 +13,7 @@ from kexue_jax.train.task import Task, TaskBuilder
 
 _BUILDERS: dict[str, str | TaskBuilder] = {
     "vae": "kexue_jax.latent.vae_model:make_vae_task",
+    "flow": "kexue_jax.flows.flow_model:make_flow_task",
 }
 
 
