@@ -285,6 +285,8 @@ class Flow(nnx.Module):
 
 def _model_class(architecture: str, doc: str) -> type[Flow]:
     def __init__(self, example: Array, *, rngs: nnx.Rngs, **kwargs: Any):
+        # The event shape defaults to the example's (one example = example.shape[1:]).
+        kwargs.setdefault("event_shape", tuple(jnp.shape(example)[1:]))
         Flow.__init__(self, FlowConfig(architecture=architecture, **kwargs), example, rngs=rngs)
 
     return type(architecture.upper() if architecture == "nice" else
@@ -453,6 +455,9 @@ def make_flow_task(model_config: Mapping[str, Any] | Any = None, info: Any = Non
         return jnp.arange(num, dtype=jnp.int32) % config.num_classes if conditional else None
 
     def to_images(x: Array) -> Array:
+        # An undertrained flow can send a hot sample to inf/NaN; show it as a black image rather
+        # than let NaN reach the PNG writer.
+        x = jnp.where(jnp.all(jnp.isfinite(x), axis=(1, 2, 3), keepdims=True), x, 0.0)
         images = quantize(x, num_bins=config.num_bins)
         if pad:
             images = images[:, pad:-pad, pad:-pad, :]
