@@ -248,11 +248,16 @@ class Flow(nnx.Module):
 
     def log_prob(self, x: Array, labels: Array | None = None) -> Array:
         """$\\log p(x)$ in nats per example (float32 ``[b]``); ``labels`` for a class-conditional prior."""
+        conditional = self.prior is not None and "class_mean" in self.prior
+        if conditional != (labels is not None):
+            raise ValueError(
+                "labels: a class-conditional flow needs labels [b], an unconditional one takes none; "
+                f"num_classes={self.config.num_classes}, got "
+                f"{'none' if labels is None else tuple(jnp.shape(labels))}"
+            )
         z, log_det = self.forward(x)
         zs = _as_tuple(z)
         if self.prior is None:
-            if labels is not None:
-                raise ValueError("labels: this flow has no class-conditional prior (num_classes=0)")
             return standard_normal_log_prob(zs) + log_det
         rest = standard_normal_log_prob(zs[:-1]) if len(zs) > 1 else 0.0
         return rest + top_prior_log_prob(_values(self.prior), zs[-1], labels) + log_det

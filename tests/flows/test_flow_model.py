@@ -24,7 +24,7 @@ MODELS = {
                            learn_top=False),
     "realnvp": lambda x: RealNVP(x, rngs=nnx.Rngs(0), event_shape=x.shape[1:], levels=2, hidden=4, net_depth=1,
                                  preprocess="logit", scale="exp", learn_top=False),
-    "glow": lambda x: Glow(x, rngs=nnx.Rngs(0), event_shape=x.shape[1:], levels=2, depth=2, hidden=4),
+    "glow": lambda x: Glow(x, rngs=nnx.Rngs(0), event_shape=x.shape[1:], levels=2, depth=1, hidden=4),
     "glow_conditional": lambda x: Glow(x, rngs=nnx.Rngs(0), event_shape=x.shape[1:], levels=2, depth=1,
                                        hidden=4, num_classes=3, permutation="conv1x1"),
 }
@@ -49,7 +49,9 @@ def _labels(name, n):
     return jnp.arange(n, dtype=jnp.int32) % 3 if name == "glow_conditional" else None
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# "glow" (LU 1×1 conv, unconditional) is the flow of test_multiscale.py's round-trip and Jacobian
+# tests; here the conditional Glow covers the model shell, so the suite compiles one Glow less.
+@pytest.mark.parametrize("name", ["glow_conditional", "nice", "realnvp"])
 def test_model_round_trip_and_log_prob_is_change_of_variables(name):
     model = _model(name)
     x = jax.random.uniform(jax.random.key(2), SHAPE, minval=0.05, maxval=0.95)
@@ -68,7 +70,10 @@ def test_model_round_trip_and_log_prob_is_change_of_variables(name):
         flat = jnp.concatenate([v.reshape(2, -1) for v in zs], -1)
         expected = jnp.sum(-0.5 * flat**2 - 0.5 * jnp.log(2 * jnp.pi), -1) + ld
         np.testing.assert_allclose(log_prob, expected, rtol=1e-5)
-    # the log-det is the Jacobian's: whole model against jacfwd on one example
+    if name.startswith("glow"):
+        return  # a whole small Glow's log-det against jacfwd: tests/flows/test_multiscale.py
+
+    # the log-det is the Jacobian's (with NICE's reshape and RealNVP's logit inside the flow)
     def f(v):
         zz, _ = model.forward(v.reshape(1, *SHAPE[1:]))
         zz = zz if isinstance(zz, tuple) else (zz,)
@@ -78,7 +83,7 @@ def test_model_round_trip_and_log_prob_is_change_of_variables(name):
     np.testing.assert_allclose(float(ld[0]), float(logabs), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["glow", "glow_conditional"])
+@pytest.mark.parametrize("name", ["glow_conditional"])  # learned top prior + class shift
 def test_sampling_temperature_zero_is_the_prior_mode_and_temperature_scales_spread(name):
     model = _model(name)
     labels = _labels(name, 6)
@@ -142,13 +147,13 @@ def test_task_bpd_is_the_shared_conversion_and_figures_have_each_temperature():
     assert sorted(figs) == ["samples_t0.5", "samples_t0.7", "samples_t1"]
     for images in figs.values():
         assert images.shape == (4, 8, 8, 1) and float(images.min()) >= 0.0 and float(images.max()) <= 1.0
-    grads = jax.grad(lambda p: task.loss(p, state, batch, key=jax.random.key(1)).loss)(params)
+    grads = jax.jit(jax.grad(lambda p: task.loss(p, state, batch, key=jax.random.key(1)).loss))(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
 
 def test_task_pads_images_and_crops_samples():
-    task, _ = _digits_task(pad=4, levels=3)  # 8x8 -> 16x16: three squeezes fit
-    assert task.extras["config"].event_shape == (16, 16, 1)
+    task, _ = _digits_task(pad=2, levels=2)  # 8x8 -> 12x12: two squeezes fit (8x8 would too)
+    assert task.extras["config"].event_shape == (12, 12, 1)
     batch = kdata.Batcher(kdata.load("digits", split="train"), 4, seed=0).batch_at(0)
     params, state = task.init(batch, key=jax.random.key(0))
     images = jax.jit(task.sample, static_argnums=2)(params, state, 3, key=jax.random.key(1))
@@ -181,7 +186,7 @@ def test_2d_task_reports_the_exact_kl_and_density_pictures():
     assert all(v.shape == (1, 16, 16, 1) for v in figs.values())
 
 
-def _flow_config(steps=12):
+def _flow_config(steps=6):
     c = ml_collections.ConfigDict()
     c.name = "flow-resume"
     c.task = "flow"
@@ -194,7 +199,7 @@ def _flow_config(steps=12):
     c.optim = ml_collections.ConfigDict(
         dict(name="adam", learning_rate=1e-2, schedule="constant", warmup_steps=2, end_factor=1.0, grad_clip_norm=1.0))
     c.train = ml_collections.ConfigDict(
-        dict(steps=steps, log_every=3, eval_every=0, sample_every=0, checkpoint_every=6, keep_checkpoints=2,
+        dict(steps=steps, log_every=3, eval_every=0, sample_every=0, checkpoint_every=3, keep_checkpoints=2,
              ema_decay=0.0, num_samples=1, progress=False))
     return c
 
@@ -202,9 +207,9 @@ def _flow_config(steps=12):
 def test_actnorm_is_initialised_on_the_first_batch_and_restored_not_reinitialised_on_resume(tmp_path):
     config = _flow_config()
     full = train(config, tmp_path / "full")
-    first = train(config, tmp_path / "resumed", stop_after=6)
+    first = train(config, tmp_path / "resumed", stop_after=3)
     second = train(config, tmp_path / "resumed")
-    assert second.resumed_from == 6
+    assert second.resumed_from == 3
     for a, b in zip(jax.tree.leaves(full.state.params), jax.tree.leaves(second.state.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # the fresh init differs from the checkpointed params: had resume re-initialised actnorm,
