@@ -35,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    c.model.levels = 2  # each level is another compiled conv stack; CI time, not coverage
     c.model.depth = 1
     c.model.hidden = 8
     c.model.dtype = "float32"
