@@ -62,7 +62,7 @@ from kexue_jax.flows.prior import (
 )
 from kexue_jax.metrics.bits_per_dim import bits_per_dim
 from kexue_jax.nn.functional import merge_module, split_module
-from kexue_jax.train.task import LossOutput, Task
+from kexue_jax.train.task import LossOutput, Task, config_dict
 
 ARCHITECTURES = ("nice", "realnvp", "glow", "coupling_2d")
 PREPROCESSING = ("center", "logit", "none")
@@ -312,12 +312,6 @@ _TASK_OPTIONS = {"pad": 0, "temperatures": (0.5, 0.7, 1.0), "grid_columns": 8, "
 _IGNORED_KEYS = ("name",)
 
 
-def _as_dict(config: Any) -> dict[str, Any]:
-    if config is None:
-        return {}
-    return dict(config.to_dict()) if hasattr(config, "to_dict") else dict(config)
-
-
 def _feature(info: Any) -> tuple[str, tuple[int, ...]] | None:
     features = getattr(info, "features", None)
     if not features:
@@ -332,7 +326,7 @@ def _feature(info: Any) -> tuple[str, tuple[int, ...]] | None:
 
 
 def _split_config(model_config: Any, info: Any) -> tuple[FlowConfig, dict[str, Any], str]:
-    raw = _as_dict(model_config)
+    raw = config_dict(model_config)
     fields = {f.name for f in dataclasses.fields(FlowConfig)}
     unknown = sorted(set(raw) - fields - set(_TASK_OPTIONS) - set(_IGNORED_KEYS))
     if unknown:

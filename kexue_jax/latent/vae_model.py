@@ -69,7 +69,7 @@ from kexue_jax.metrics.bits_per_dim import bits_per_dim
 from kexue_jax.nn.conv import ConvDecoder, ConvEncoder
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.mlp import MLP
-from kexue_jax.train.task import LossOutput, Task
+from kexue_jax.train.task import LossOutput, Task, config_dict
 
 __all__ = ["VAE", "VAEConfig", "make_vae_task"]
 
@@ -299,14 +299,6 @@ _TASK_OPTIONS = {"iwae_samples": 64, "num_reconstructions": 32, "num_interpolati
 _IGNORED_KEYS = ("name",)
 
 
-def _as_dict(config: Any) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if hasattr(config, "to_dict"):
-        return dict(config.to_dict())
-    return dict(config)
-
-
 def _info_image_shape(info: Any) -> tuple[int, int, int] | None:
     """``(h, w, c)`` from ``info.features["image"]``: a ``(shape, dtype)`` pair (``DatasetInfo``),
     anything with ``.shape``, or a bare shape."""
@@ -329,7 +321,7 @@ def _info_image_shape(info: Any) -> tuple[int, int, int] | None:
 
 
 def _split_config(model_config: Any, info: Any) -> tuple[VAEConfig, dict[str, int]]:
-    raw = _as_dict(model_config)
+    raw = config_dict(model_config)
     fields = {f.name for f in dataclasses.fields(VAEConfig)}
     unknown = sorted(set(raw) - fields - set(_TASK_OPTIONS) - set(_IGNORED_KEYS))
     if unknown:

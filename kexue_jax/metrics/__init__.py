@@ -1,5 +1,6 @@
 """Evaluation metrics shared by every model family."""
 
 from kexue_jax.metrics.bits_per_dim import bits_per_dim
+from kexue_jax.metrics.sample_distance import mmd, sliced_wasserstein
 
-__all__ = ["bits_per_dim"]
+__all__ = ["bits_per_dim", "mmd", "sliced_wasserstein"]

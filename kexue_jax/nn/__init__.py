@@ -3,5 +3,16 @@
 from kexue_jax.nn.conv import ConvDecoder, ConvEncoder
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.mlp import MLP
+from kexue_jax.nn.time_mlp import TimeMLP
+from kexue_jax.nn.transformer import TransformerConfig, TransformerLM
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "merge_module", "split_module"]
+__all__ = [
+    "MLP",
+    "ConvDecoder",
+    "ConvEncoder",
+    "TimeMLP",
+    "TransformerConfig",
+    "TransformerLM",
+    "merge_module",
+    "split_module",
+]

@@ -14,6 +14,8 @@ from kexue_jax.train.task import Task, TaskBuilder
 _BUILDERS: dict[str, str | TaskBuilder] = {
     "vae": "kexue_jax.latent.vae_model:make_vae_task",
     "flow": "kexue_jax.flows.flow_model:make_flow_task",
+    "diffusion": "kexue_jax.diffusion.diffusion_model:make_diffusion_task",
+    "lm": "kexue_jax.attention.lm_model:make_lm_task",
 }
 
 

@@ -78,8 +78,15 @@ class Task:
     extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def config_dict(section: Any) -> dict[str, Any]:
+    """A config section (``ml_collections.ConfigDict``, a mapping or ``None``) as a plain dict."""
+    if section is None:
+        return {}
+    return dict(section.to_dict()) if hasattr(section, "to_dict") else dict(section)
+
+
 TaskBuilder = Callable[[Any], Task]
 """Builds a task from the ``model`` section of an experiment config (an ``ml_collections``
 ConfigDict) plus the dataset info; registered in :mod:`kexue_jax.train.registry`."""
 
-__all__ = ["Batch", "EvalFn", "FiguresFn", "InitFn", "LossFn", "LossOutput", "PRNGKey", "SampleFn", "Task", "TaskBuilder"]
+__all__ = ["Batch", "config_dict", "EvalFn", "FiguresFn", "InitFn", "LossFn", "LossOutput", "PRNGKey", "SampleFn", "Task", "TaskBuilder"]
