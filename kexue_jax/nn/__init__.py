@@ -5,6 +5,7 @@ from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.mlp import MLP
 from kexue_jax.nn.time_mlp import TimeMLP
 from kexue_jax.nn.transformer import TransformerConfig, TransformerLM
+from kexue_jax.nn.unet import UNet, UNetConfig, timestep_embedding
 
 __all__ = [
     "MLP",
@@ -13,6 +14,9 @@ __all__ = [
     "TimeMLP",
     "TransformerConfig",
     "TransformerLM",
+    "UNet",
+    "UNetConfig",
     "merge_module",
     "split_module",
+    "timestep_embedding",
 ]

@@ -82,13 +82,14 @@ def test_lm_task_loss_metrics_and_config_validation():
     task = make_lm_task(dict(d_model=16, num_layers=1, num_heads=2, scheme=dict(logn=True, training_length=8)))
     batch = {"tokens": jax.random.randint(jax.random.key(0), (2, 9), 0, 256).astype(jnp.uint8)}
     params, state = task.init(batch, key=jax.random.key(1))
-    out = task.loss(params, state, batch, key=jax.random.key(2))
+    loss_fn = jax.jit(task.loss)
+    out = loss_fn(params, state, batch, key=jax.random.key(2))
     # An untrained byte LM is close to uniform: ~log 256 nats.
     assert abs(float(out.loss) - np.log(256)) < 0.5
     assert abs(float(out.metrics["bits_per_token"]) - float(out.loss) / np.log(2)) < 1e-5
-    grads = jax.grad(lambda p: task.loss(p, state, batch, key=jax.random.key(2)).loss)(params)
+    grads = jax.jit(jax.grad(lambda p: task.loss(p, state, batch, key=jax.random.key(2)).loss))(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-    ev = task.evaluate(params, state, batch, key=jax.random.key(3))
+    ev = jax.jit(task.evaluate)(params, state, batch, key=jax.random.key(3))
     np.testing.assert_allclose(ev["loss"], out.loss, rtol=1e-6)
     assert task.extras["scheme"].logn
     # another scheme through extras["logits"]
