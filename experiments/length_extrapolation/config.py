@@ -5,7 +5,7 @@ then evaluated at 512, 1024, 2048 and 4096 under every inference-time position s
 ``table.py`` in this folder. Variants by override (one training run each):
 
     kexue-jax train length-extrapolation                                 # RoPE ("baseline" rows)
-    kexue-jax train length-extrapolation model.scheme.logn=True          # RoPE + log n ("-logn")
+    kexue-jax train length-extrapolation model.scheme.logn=True model.scheme.logn_clip=False  # "-logn"
     kexue-jax train length-extrapolation model.hfwa_window=16            # HWFA (9603)
     kexue-jax train length-extrapolation model.rope_bias=True            # RoPE + bias (9577)
 

@@ -4,7 +4,8 @@ The same protocol as ``config.py`` at a quarter of the training length (the eval
 keep Su's ratios 1, 2, 4, 8) and a small Pre-Norm Transformer:
 
     kexue-jax train experiments/length_extrapolation/cpu.py --workdir runs/le-cpu-rope
-    kexue-jax train experiments/length_extrapolation/cpu.py --workdir runs/le-cpu-logn model.scheme.logn=True
+    kexue-jax train experiments/length_extrapolation/cpu.py --workdir runs/le-cpu-logn \
+        model.scheme.logn=True model.scheme.logn_clip=False
     python experiments/length_extrapolation/table.py --config experiments/length_extrapolation/cpu.py \
         --workdir runs/le-cpu-rope
 """

@@ -23,8 +23,9 @@ with the scale $k = \max(1, T/L)$ of the evaluation length:
 ``leaky-rerope``     Leaky ReRoPE, window $w$, $k_{\rm leaky} = 16$ (9708)
 ===================  =====================================================================
 
-Each name takes a ``-logn`` suffix: queries scaled by $\max(1, \log_L(m+1))$ (Su's "logn" when the
-model was also trained with it, "logn†" when it is only added at inference).
+Each name takes a ``-logn`` suffix: queries scaled by $\log_L(m+1)$. On a model trained with that
+scaling (``logn=True, logn_clip=False`` in its training scheme) the factor stays unclipped, Su's
+"logn"; on any other model it is clipped to $\max(1, \log_L(m+1))$, Su's "logn†".
 
 References:
     https://kexue.fm/archives/9431, https://kexue.fm/archives/9603, https://kexue.fm/archives/9675,
@@ -77,8 +78,9 @@ def extrapolation_scheme(
         training_length: $L$.
         rerope_window: ReRoPE's $w$ (default $L/4$, Su's best range is $L/4$ to $L/2$).
         leaky_scale: Leaky ReRoPE's $k$ (16, bojone/rerope's default).
-        base: fields kept from the training scheme (``theta``, ``bias``, ``t5_buckets``); its
-            ``rope``, window and log-n fields are replaced.
+        base: the training scheme: ``theta``, ``bias``, ``t5_buckets`` are kept; ``rope``,
+            windows and ``logn`` replaced; ``logn_clip`` is ``False`` only if the model was trained
+            with unclipped log n.
 
     Returns:
         The scheme (``training_length`` set, so log-n and dynamic NTK use $L$).
@@ -101,6 +103,7 @@ def extrapolation_scheme(
         rope_scale=scale,
         training_length=training_length,
         logn=logn,
+        logn_clip=not (logn and base.logn and not base.logn_clip),
         local_window=training_length if spec.get("local") else None,
         rerope_window=window if spec.get("rerope") else None,
         leaky_scale=leaky_scale if spec.get("leaky") else None,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -63,7 +64,11 @@ class PositionScheme:
         rope_scale: the extension factor $k$ of the table (1: plain RoPE for every table).
         theta: the RoPE base.
         training_length: $L$, the training length: the base of log-n scaling and of dynamic NTK.
-        logn: multiply query $m$ by $\\max(1, \\log(m+1)/\\log L)$.
+        logn: multiply query $m$ by $\\max(1, \\log(m+1)/\\log L)$ (Su's "log n†", added to a
+            model at inference).
+        logn_clip: with ``logn``, ``False`` drops the $\\max(1, \\cdot)$: the factor
+            $\\log(m+1)/\\log L$ is below 1 before position $L - 1$, so training with it differs
+            from training without it (Su's "logn" models, trained with the scaling, 9706/9708).
         rerope_window: ReRoPE's window $w$: relative positions $r \\ge w$ are clipped to $w$
             (``None``: off). Needs ``rope``.
         leaky_scale: Leaky ReRoPE's $k$: $r \\ge w$ maps to $w + (r - w)/k$. Needs
@@ -86,6 +91,7 @@ class PositionScheme:
     theta: float = 10000.0
     training_length: int = 512
     logn: bool = False
+    logn_clip: bool = True
     rerope_window: int | None = None
     leaky_scale: float | None = None
     local_window: int | None = None
@@ -135,7 +141,7 @@ def hfwa_schemes(num_layers: int, *, window: int, training_length: int) -> tuple
     """HWFA of kexue.fm 9603: window attention with RoPE below, one full layer without RoPE on top.
 
     Layers ``0 .. L-2`` use RoPE with a causal window ``window``; the last layer attends to
-    everything with no position encoding and log-n scaling. Su picks $w$ with
+    everything with no position encoding and log-n scaling (unclipped: trained with it). Su picks $w$ with
     $(w - 1)(L - 1) + 1 = \\alpha N$, $\\alpha \\le 3/4$.
 
     References:
@@ -144,7 +150,7 @@ def hfwa_schemes(num_layers: int, *, window: int, training_length: int) -> tuple
     check_positive("num_layers", num_layers)
     check_positive("window", window)
     low = PositionScheme(rope="rope", local_window=window, training_length=training_length)
-    top = PositionScheme(rope=None, logn=True, training_length=training_length)
+    top = PositionScheme(rope=None, logn=True, logn_clip=False, training_length=training_length)
     return (low,) * (num_layers - 1) + (top,)
 
 
@@ -200,7 +206,10 @@ def _add_bias(x: Array, bias: Array | None) -> Array:
 def _logn(q: Array, q_positions: Array, scheme: PositionScheme) -> Array:
     if not scheme.logn:
         return q
-    factor = logn_scale(q_positions + 1, training_length=scheme.training_length)
+    if scheme.logn_clip:
+        factor = logn_scale(q_positions + 1, training_length=scheme.training_length)
+    else:
+        factor = jnp.log((q_positions + 1).astype(jnp.float32)) / math.log(scheme.training_length)
     return (q.astype(jnp.float32) * factor[..., None, None]).astype(q.dtype)
 
 

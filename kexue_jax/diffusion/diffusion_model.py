@@ -52,7 +52,8 @@ from kexue_jax._src.numerics import mean_f32, to_f32
 from kexue_jax._src.typing import Array, Batch, Float, PRNGKey, PyTree
 from kexue_jax.data.densities import DENSITIES, log_density
 from kexue_jax.diffusion._broadcast import per_example
-from kexue_jax.diffusion.likelihood import ode_log_prob
+from kexue_jax.diffusion.guidance import classifier_free_eps, drop_labels
+from kexue_jax.diffusion.likelihood import ode_bits_per_dim, ode_log_prob
 from kexue_jax.diffusion.losses import ddpm_loss, dsm_loss
 from kexue_jax.diffusion.samplers.registry import SAMPLERS, ModelFns
 from kexue_jax.diffusion.schedules import (
@@ -62,13 +63,17 @@ from kexue_jax.diffusion.schedules import (
     su_schedule,
 )
 from kexue_jax.diffusion.sde import SDE, VESDE, VPSDE, SubVPSDE
+from kexue_jax.diffusion.vlb import elbo_bits_per_dim
 from kexue_jax.metrics.sample_distance import mmd, sliced_wasserstein
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.time_mlp import TIME_EMBEDDINGS, TimeMLP
+from kexue_jax.nn.unet import UNet, UNetConfig
 from kexue_jax.train.task import LossOutput, Task, config_dict
 
 PROCESSES = ("ddpm", "vp", "subvp", "ve")
-NETWORKS = ("mlp",)
+NETWORKS = ("mlp", "unet")
+UNET_PRESETS = ("tiny", "ddpm_cifar10")
+BPD_METHODS = ("ode", "vlb")
 SCHEDULES: dict[str, Callable[[int], DiscreteSchedule]] = {
     "linear": linear_schedule,
     "cosine": cosine_schedule,
@@ -93,13 +98,30 @@ class DiffusionConfig:
         sigma_min: VE $\\sigma_{\\min}$ (0.01).
         sigma_max: VE $\\sigma_{\\max}$, about the largest distance between data points (10 for
             the 2-D densities, which live in $[-4, 4]^2$).
-        network: ``"mlp"`` (:class:`~kexue_jax.nn.time_mlp.TimeMLP`, vectors); a UNet for images
-            is a later addition.
-        event_shape: the shape of one example, ``(d,)``.
-        hidden: widths of the network's hidden layers.
-        time_embedding: ``"sinusoidal"`` or ``"fourier"``.
-        embed_dim: size of the time embedding.
-        zero_init_last: zero-initialise the output layer.
+        network: ``"mlp"`` (:class:`~kexue_jax.nn.time_mlp.TimeMLP`, vectors ``(d,)``) or
+            ``"unet"`` (:class:`~kexue_jax.nn.unet.UNet`, images ``(h, w, c)`` scaled to
+            $[-1, 1]$).
+        event_shape: the shape of one example, ``(d,)`` or ``(h, w, c)``.
+        hidden: widths of the MLP's hidden layers (``"mlp"`` only).
+        time_embedding: ``"sinusoidal"`` or ``"fourier"`` (``"mlp"`` only).
+        embed_dim: size of the MLP's time embedding (``"mlp"`` only).
+        zero_init_last: zero-initialise the MLP's output layer (the UNet always does).
+        unet: the UNet (``"unet"`` only): a :class:`~kexue_jax.nn.unet.UNetConfig`, a preset name
+            (``"tiny"``, ``"ddpm_cifar10"``), or a mapping of ``UNetConfig`` fields with an optional
+            ``"preset"`` key whose preset the fields override; ``None`` is ``"ddpm_cifar10"``.
+            Stored as a ``UNetConfig`` whose ``num_classes`` is this config's ``num_classes``; a
+            non-float32 ``dtype`` below overrides the UNet's.
+        num_classes: ``None`` (unconditional) or the number of classes of a class-conditional
+            model $\\varepsilon_\\theta(x, t, y)$ (``"unet"`` only); label ``num_classes`` is the
+            null label $\\varnothing$ of classifier-free guidance.
+        cfg_dropout: $p_{uncond}$, the probability that a training label is replaced by the null
+            label (Ho & Salimans 2022: 0.1 or 0.2), so one network is both the conditional and the
+            unconditional model.
+        guidance: $w$ of classifier-free guidance at sampling,
+            $\\tilde\\varepsilon = (1 + w)\\varepsilon_\\theta(x, t, y) - w\\,\\varepsilon_\\theta(x, t, \\varnothing)$
+            ($w = 0$: the conditional model; Su's $\\gamma = 1 + w$).
+        num_bins: levels of the image data (256 for 8-bit); level $k$ is the pixel value
+            $2k/(K - 1) - 1$ and a bin of the dequantized data is $2/K$ wide.
         sampler: a name of :data:`~kexue_jax.diffusion.samplers.SAMPLERS`, or ``"auto"``
             (DDPM: ``ddpm_large``, Su's $\\sigma_t = \\beta_t$; VP / sub-VP: ``euler_maruyama``;
             VE: ``pc``). The continuous processes take only the SDE samplers.
@@ -125,6 +147,11 @@ class DiffusionConfig:
     time_embedding: str = "sinusoidal"
     embed_dim: int = 64
     zero_init_last: bool = True
+    unet: Any = None
+    num_classes: int | None = None
+    cfg_dropout: float = 0.1
+    guidance: float = 0.0
+    num_bins: int = 256
     sampler: str = "auto"
     sampler_steps: int = 1000
     loss_eps: float = 1e-5
@@ -142,6 +169,11 @@ class DiffusionConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.network == "mlp" and len(self.event_shape) != 1:
             raise ValueError(f"event_shape: network='mlp' needs vectors (d,), got {self.event_shape}")
+        if self.network == "mlp" and (self.unet is not None or self.num_classes is not None):
+            raise ValueError("unet, num_classes: only network='unet' takes a UNet or class labels, "
+                             f"got unet={self.unet!r}, num_classes={self.num_classes!r}")
+        if self.network == "unet":
+            self._check_image_config()
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden: expected positive widths, got {self.hidden}")
         for name in ("num_steps", "beta_min", "beta_max", "sigma_min", "sigma_max", "sampler_steps",
@@ -162,9 +194,78 @@ class DiffusionConfig:
         if not 0.0 <= self.loss_eps < 1.0:
             raise ValueError(f"loss_eps: expected a value in [0, 1), got {self.loss_eps!r}")
 
+    def _check_image_config(self) -> None:
+        if len(self.event_shape) != 3 or any(d <= 0 for d in self.event_shape):
+            raise ValueError(f"event_shape: network='unet' needs images (h, w, c), got {self.event_shape}")
+        if self.num_classes is not None:
+            check_positive("num_classes", self.num_classes)
+            object.__setattr__(self, "num_classes", int(self.num_classes))
+        unet = _unet_config(self.unet, num_classes=self.num_classes, dtype=self.dtype)
+        object.__setattr__(self, "unet", unet)
+        h, w, _ = self.event_shape
+        factor = 2**unet.num_downsamplings
+        if h % factor or w % factor:
+            raise ValueError(
+                f"event_shape: the UNet's ch_mult={unet.ch_mult} halves h and w "
+                f"{unet.num_downsamplings} times, so they must be divisible by {factor}, got "
+                f"{self.event_shape}; shorten ch_mult or pad the images"
+            )
+        if not 0.0 <= self.cfg_dropout <= 1.0:
+            raise ValueError(f"cfg_dropout: expected a probability in [0, 1], got {self.cfg_dropout!r}")
+        if isinstance(self.num_bins, bool) or int(self.num_bins) < 2:
+            raise ValueError(f"num_bins: expected an int >= 2, got {self.num_bins!r}")
+        object.__setattr__(self, "num_bins", int(self.num_bins))
+        object.__setattr__(self, "guidance", float(self.guidance))
+        object.__setattr__(self, "cfg_dropout", float(self.cfg_dropout))
+
     @property
     def discrete(self) -> bool:
         return self.process == "ddpm"
+
+    @property
+    def images(self) -> bool:
+        """Whether the model is of images (``network="unet"``)."""
+        return self.network == "unet"
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is class-conditional."""
+        return self.num_classes is not None
+
+
+def _unet_config(spec: Any, *, num_classes: int | None, dtype: str) -> UNetConfig:
+    """The :class:`UNetConfig` of ``DiffusionConfig.unet`` (a config, a preset name or a mapping)."""
+    if spec is None:
+        spec = "ddpm_cifar10"
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    if isinstance(spec, UNetConfig):
+        fields = dataclasses.asdict(spec)
+        preset = None
+    elif isinstance(spec, Mapping):
+        fields = dict(spec)
+        preset = fields.pop("preset", None)
+    else:
+        raise ValueError(f"unet: expected a UNetConfig, a preset name {UNET_PRESETS} or a mapping of "  # noqa: TRY004
+                         f"UNetConfig fields, got {spec!r}")
+    if preset is not None:
+        check_in("unet.preset", preset, UNET_PRESETS)
+    known = {f.name for f in dataclasses.fields(UNetConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unet: unknown keys {unknown}; expected UNetConfig fields {sorted(known)} or 'preset'")
+    if fields.get("num_classes") is not None and fields["num_classes"] != num_classes:
+        raise ValueError(f"unet: num_classes={fields['num_classes']} disagrees with the model's "
+                         f"num_classes={num_classes}; set num_classes on the diffusion model only")
+    if fields.get("out_channels") is not None:
+        raise ValueError("unet: out_channels is the image's channel count (eps has x's shape); leave it unset")
+    fields["num_classes"] = num_classes
+    if jnp.dtype(dtype) != jnp.float32:
+        fields["dtype"] = dtype
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    if preset is None:
+        return UNetConfig(**fields)
+    return getattr(UNetConfig, preset)(**fields)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +373,11 @@ def build_process(config: DiffusionConfig) -> tuple[DiscreteSchedule | None, SDE
 
 
 class DiffusionModel(nnx.Module):
-    """A noise-predicting network $\\varepsilon_\\theta(x, t)$ and its process.
+    """A noise-predicting network $\\varepsilon_\\theta(x, t[, y])$ and its process.
+
+    The MLP sees the float time $t$; the UNet sees DDPM's step index $Tt - 1$ (exactly $i$ at
+    $t = (i + 1)/T$, so its sinusoidal embedding is DDPM's) for ``process="ddpm"`` and $999\\,t$ for
+    the continuous processes (score_sde's time labels).
 
     Args:
         config: the :class:`DiffusionConfig`.
@@ -285,6 +390,9 @@ class DiffusionModel(nnx.Module):
             self.net = TimeMLP(config.event_shape[0], config.hidden, time_embedding=config.time_embedding,
                                embed_dim=config.embed_dim, zero_init_last=config.zero_init_last,
                                dtype=jnp.dtype(config.dtype), rngs=rngs)
+        elif config.network == "unet":
+            h, w, c = config.event_shape
+            self.net = UNet(config.unet, in_channels=c, image_size=(h, w), rngs=rngs)
         else:  # pragma: no cover - DiffusionConfig validates the name
             raise ValueError(f"network: unknown network {config.network!r}; known: {NETWORKS}")
 
@@ -292,44 +400,184 @@ class DiffusionModel(nnx.Module):
     def process(self) -> tuple[DiscreteSchedule | None, SDE]:
         return build_process(self.config)
 
-    def eps(self, x: Float[Array, "b d"], t: Float[Array, " b"]) -> Float[Array, "b d"]:
-        """$\\varepsilon_\\theta(x, t)$ at continuous times $t \\in [0, 1]$ (float32 ``[b]``)."""
+    def _check_labels(self, y: Array | None, x: Array) -> None:
+        if self.config.conditional != (y is not None):
+            raise ValueError(
+                f"y: a class-conditional model (num_classes={self.config.num_classes}) needs labels [b] "
+                f"(num_classes = the null label), an unconditional one takes none; got "
+                f"{'none' if y is None else tuple(jnp.shape(y))} for x {tuple(x.shape)}"
+            )
+
+    def eps(
+        self,
+        x: Float[Array, "b ..."],
+        t: Float[Array, " b"],
+        y: Array | None = None,
+        *,
+        key: PRNGKey | None = None,
+    ) -> Float[Array, "b ..."]:
+        """$\\varepsilon_\\theta(x, t[, y])$ at continuous times $t \\in [0, 1]$ (float32 ``[b]``).
+
+        Args:
+            x: ``[b, *event_shape]``.
+            t: float32 ``[b]``.
+            y: ``int [b]`` labels of a class-conditional model (``num_classes`` = null label).
+            key: the UNet's dropout key (training); ``None`` is deterministic.
+        """
+        self._check_labels(y, x)
         m, s = self.process[1].marginal_coeffs(t)
-        return self.net(x / per_example(jnp.sqrt(m * m + s * s), x), t)
+        x_in = x / per_example(jnp.sqrt(m * m + s * s), x)
+        if self.config.network == "mlp":
+            return self.net(x_in, t)
+        c = self.config
+        t_net = c.num_steps * t - 1.0 if c.discrete else 999.0 * t
+        out = self.net(x_in, t_net, y, deterministic=key is None, key=key)
+        return out.astype(jnp.float32)
 
-    def eps_discrete(self, x: Float[Array, "b d"], i: Array) -> Float[Array, "b d"]:
-        """$\\varepsilon_\\theta(x, i)$ at DDPM step indices $i$ (int32 ``[b]``), time $(i + 1)/T$."""
-        return self.eps(x, (i.astype(jnp.float32) + 1.0) / self.config.num_steps)
+    def eps_discrete(
+        self, x: Float[Array, "b ..."], i: Array, y: Array | None = None, *, key: PRNGKey | None = None
+    ) -> Float[Array, "b ..."]:
+        """$\\varepsilon_\\theta(x, i[, y])$ at DDPM step indices $i$ (int32 ``[b]``), time $(i + 1)/T$."""
+        return self.eps(x, (i.astype(jnp.float32) + 1.0) / self.config.num_steps, y, key=key)
 
-    def score(self, x: Float[Array, "b d"], t: Float[Array, " b"]) -> Float[Array, "b d"]:
-        """$s_\\theta(x, t) = -\\varepsilon_\\theta(x, t)/s_t$."""
+    def score(
+        self, x: Float[Array, "b ..."], t: Float[Array, " b"], y: Array | None = None, *, key: PRNGKey | None = None
+    ) -> Float[Array, "b ..."]:
+        """$s_\\theta(x, t[, y]) = -\\varepsilon_\\theta(x, t[, y])/s_t$."""
         _, s = self.process[1].marginal_coeffs(t)
-        return -self.eps(x, t) / per_example(s, x)
+        return -self.eps(x, t, y, key=key) / per_example(s, x)
 
-    def model_fns(self) -> ModelFns:
-        """The bundle the samplers take."""
+    def guided_eps(self, y: Array | None = None, guidance: float | Array | None = None):
+        """The sampling-time $\\tilde\\varepsilon(x, t)$ at continuous $t$.
+
+        Unconditional model: $\\varepsilon_\\theta$. Class-conditional: classifier-free guidance
+        (:func:`~kexue_jax.diffusion.guidance.classifier_free_eps`) towards labels ``y`` with weight
+        $w$ = ``guidance`` (``None``: ``config.guidance``; a ``[b]`` array gives each example its
+        own $w$). $w = 0$ given as a Python number skips the unconditional half of the batch.
+        """
+        c = self.config
+        if not c.conditional:
+            if y is not None:
+                raise ValueError(f"y: an unconditional model takes no labels, got shape {tuple(jnp.shape(y))}")
+            return self.eps
+        if y is None:
+            raise ValueError(f"y: a class-conditional model (num_classes={c.num_classes}) samples given labels [b]")
+        w = c.guidance if guidance is None else guidance
+        if isinstance(w, (int, float)) and w == 0:
+            return lambda x, t: self.eps(x, t, y)
+        w = jnp.asarray(w, jnp.float32)
+        if w.ndim == 1:  # one weight per example, broadcast over the event dimensions
+            w = w.reshape(w.shape + (1,) * len(c.event_shape))
+        # classifier_free_eps only does arithmetic with the weight, so an array works as well.
+        return classifier_free_eps(lambda x, t, lab: self.eps(x, t, lab), y, guidance_scale=w,
+                                   null_label=c.num_classes)
+
+    def model_fns(self, y: Array | None = None, guidance: float | Array | None = None) -> ModelFns:
+        """The bundle the samplers take (guided towards ``y`` for a class-conditional model)."""
         schedule, sde = self.process
-        return ModelFns(schedule, self.eps_discrete, sde, self.score)
+        eps = self.guided_eps(y, guidance)
+        n = self.config.num_steps
 
-    def loss(self, x0: Float[Array, "b d"], *, key: PRNGKey) -> Float[Array, " b"]:
-        """Per-example $\\|\\varepsilon - \\varepsilon_\\theta\\|^2$ (summed over dimensions)."""
+        def eps_discrete(x: Array, i: Array) -> Array:
+            return eps(x, (i.astype(jnp.float32) + 1.0) / n)
+
+        def score(x: Array, t: Array) -> Array:
+            return -eps(x, t) / per_example(sde.marginal_coeffs(t)[1], x)
+
+        return ModelFns(schedule, eps_discrete, sde, score)
+
+    def loss(self, x0: Float[Array, "b ..."], y: Array | None = None, *, key: PRNGKey) -> Float[Array, " b"]:
+        """Per-example $\\|\\varepsilon - \\varepsilon_\\theta\\|^2$: summed over dimensions for the MLP
+        (Su's advice), averaged for the UNet (Ho et al.'s ``mean_flat``).
+
+        The UNet trains with dropout, and a class-conditional model with labels dropped to the
+        null label with probability ``cfg_dropout``
+        (:func:`~kexue_jax.diffusion.guidance.drop_labels`).
+        """
         schedule, sde = self.process
-        if self.config.discrete:
-            return ddpm_loss(self.eps_discrete, schedule, x0, reduce="sum", key=key)
-        return dsm_loss(self.score, sde, x0, weighting="score_sde", eps=self.config.loss_eps,
-                        reduce="sum", key=key)
+        c = self.config
+        self._check_labels(y, x0)
+        if c.network == "mlp":
+            if c.discrete:
+                return ddpm_loss(self.eps_discrete, schedule, x0, reduce="sum", key=key)
+            return dsm_loss(self.score, sde, x0, weighting="score_sde", eps=c.loss_eps, reduce="sum", key=key)
+        k_loss, k_drop, k_label = jax.random.split(key, 3)
+        if y is not None:
+            y = drop_labels(y, p_uncond=c.cfg_dropout, null_label=c.num_classes, key=k_label)
+        if c.discrete:
+            return ddpm_loss(lambda x, i: self.eps_discrete(x, i, y, key=k_drop), schedule, x0,
+                             reduce="mean", key=k_loss)
+        return dsm_loss(lambda x, t: self.score(x, t, y, key=k_drop), sde, x0, weighting="score_sde",
+                        eps=c.loss_eps, reduce="mean", key=k_loss)
 
-    def sample(self, num: int, *, key: PRNGKey, num_steps: int | None = None) -> Float[Array, "num d"]:
-        """``num`` samples with the configured sampler."""
+    def eval_loss(self, x0: Float[Array, "b ..."], y: Array | None = None, *, key: PRNGKey) -> Float[Array, " b"]:
+        """The loss of :meth:`loss` without dropout or label dropout (the model that samples)."""
+        schedule, sde = self.process
+        c = self.config
+        self._check_labels(y, x0)
+        reduce = "sum" if c.network == "mlp" else "mean"
+        if c.discrete:
+            return ddpm_loss(lambda x, i: self.eps_discrete(x, i, y), schedule, x0, reduce=reduce, key=key)
+        return dsm_loss(lambda x, t: self.score(x, t, y), sde, x0, weighting="score_sde", eps=c.loss_eps,
+                        reduce=reduce, key=key)
+
+    def sample(
+        self,
+        num: int,
+        *,
+        key: PRNGKey,
+        num_steps: int | None = None,
+        y: Array | None = None,
+        guidance: float | Array | None = None,
+    ) -> Float[Array, "num ..."]:
+        """``num`` samples with the configured sampler (images in $[-1, 1]$, not clipped).
+
+        Args:
+            num: number of samples.
+            key: PRNG key.
+            num_steps: sampler steps (``None``: ``config.sampler_steps``).
+            y: ``int [num]`` labels of a class-conditional model.
+            guidance: CFG weight $w$, scalar or ``[num]`` (``None``: ``config.guidance``).
+        """
         steps = self.config.sampler_steps if num_steps is None else num_steps
-        return SAMPLERS[self.config.sampler](self.model_fns(), (num, *self.config.event_shape),
+        return SAMPLERS[self.config.sampler](self.model_fns(y, guidance), (num, *self.config.event_shape),
                                              num_steps=steps, key=key)
 
     def log_prob(self, x: Float[Array, "b d"]) -> Float[Array, " b"]:
-        """$\\log p^{ODE}_\\epsilon(x)$ in nats (probability-flow ODE, exact divergence)."""
+        """$\\log p^{ODE}_\\epsilon(x)$ in nats (probability-flow ODE, exact divergence; vectors)."""
         c = self.config
         return ode_log_prob(self.process[1], self.score, x, divergence="exact", rtol=c.likelihood_rtol,
                             atol=c.likelihood_atol, eps=c.likelihood_eps).log_prob
+
+    def bits_per_dim(
+        self, x: Float[Array, "b h w c"], *, method: str = "ode", key: PRNGKey
+    ) -> Float[Array, " b"]:
+        """Bits/dim of images, of the unconditional model (the null label if class-conditional).
+
+        Args:
+            x: dequantized images ``(k + u)/K * 2 - 1`` for ``"ode"`` (bin width $2/K$); the levels
+                $2k/(K - 1) - 1$ themselves for ``"vlb"``.
+            method: ``"ode"`` (probability-flow ODE from $t = $ ``likelihood_eps``, Hutchinson
+                divergence with one Rademacher probe, Tsit5 at ``likelihood_rtol/atol``;
+                :func:`~kexue_jax.diffusion.likelihood.ode_bits_per_dim`) or ``"vlb"`` (DDPM only:
+                the variational bound, $T$ network calls;
+                :func:`~kexue_jax.diffusion.vlb.elbo_bits_per_dim`, reverse variance of the
+                configured sampler: $\\tilde\\beta_t$ for ``ddpm_small``/``ddim``, else $\\beta_t$).
+            key: PRNG key of the probes / the draws of $x_t$.
+        """
+        check_in("method", method, BPD_METHODS)
+        c = self.config
+        schedule, sde = self.process
+        y = jnp.full((x.shape[0],), c.num_classes, jnp.int32) if c.conditional else None
+        if method == "ode":
+            return ode_bits_per_dim(sde, lambda v, t: self.score(v, t, y), x, bin_width=2.0 / c.num_bins,
+                                    divergence="hutchinson", rtol=c.likelihood_rtol, atol=c.likelihood_atol,
+                                    eps=c.likelihood_eps, key=key)
+        if not c.discrete:
+            raise ValueError(f"method: 'vlb' needs process='ddpm', got process={c.process!r}")
+        sigma = "small" if c.sampler in ("ddpm_small", "ddim") else "large"
+        return elbo_bits_per_dim(lambda v, i: self.eps_discrete(v, i, y), schedule, x, sigma=sigma,
+                                 num_bins=c.num_bins, key=key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,12 +587,21 @@ _TASK_OPTIONS = {
     "eval_points": 1000,
     "num_projections": 128,
     "mmd_bandwidths": (0.1, 0.2, 0.5, 1.0),
-    "num_figure_samples": 4096,
+    "num_figure_samples": None,  # 4096 points of the 2-D histogram; 32 images per guidance weight
     "plot_range": 4.0,
     "plot_resolution": 128,
     "grid_columns": 8,
+    "eval_bpd_examples": 0,
+    "eval_bpd": ("ode",),
+    "figure_guidance": (),
 }
 _IGNORED_KEYS = ("name",)
+
+
+def _feature_shape(feature: Any) -> tuple[int, ...]:
+    shape = feature[0] if isinstance(feature, (tuple, list)) and isinstance(feature[0], (tuple, list)) \
+        else getattr(feature, "shape", feature)
+    return tuple(int(s) for s in shape)
 
 
 def _vector_shape(info: Any) -> tuple[int, ...] | None:
@@ -353,10 +610,34 @@ def _vector_shape(info: Any) -> tuple[int, ...] | None:
         return None
     if "x" not in features:
         raise ValueError(f"info: network='mlp' needs a vector feature 'x', got features {sorted(features)}")
-    feature = features["x"]
-    shape = feature[0] if isinstance(feature, (tuple, list)) and isinstance(feature[0], (tuple, list)) \
-        else getattr(feature, "shape", feature)
-    return tuple(int(s) for s in shape)
+    return _feature_shape(features["x"])
+
+
+def _image_info(info: Any, kwargs: dict[str, Any]) -> None:
+    """Fill ``event_shape`` and ``num_bins`` of an image model from the dataset's info (in place)."""
+    features = getattr(info, "features", None)
+    if not features:
+        return
+    if "image" not in features:
+        raise ValueError(f"info: network='unet' needs an 'image' feature, got features {sorted(features)}")
+    shape = _feature_shape(features["image"])
+    if "event_shape" in kwargs and tuple(kwargs["event_shape"]) != shape:
+        raise ValueError(f"model_config: event_shape {tuple(kwargs['event_shape'])} disagrees with the "
+                         f"dataset's {shape}")
+    kwargs["event_shape"] = shape
+    num_bins = getattr(info, "num_bins", None)
+    if num_bins is not None:
+        if "num_bins" in kwargs and int(kwargs["num_bins"]) != int(num_bins):
+            raise ValueError(f"model_config: num_bins {kwargs['num_bins']} disagrees with the dataset's {num_bins}")
+        kwargs["num_bins"] = int(num_bins)
+    num_classes = kwargs.get("num_classes")
+    if num_classes is not None:
+        if "label" not in features:
+            raise ValueError(f"info: a class-conditional model needs a 'label' feature, got {sorted(features)}")
+        data_classes = getattr(info, "num_classes", None)
+        if data_classes is not None and int(data_classes) > int(num_classes):
+            raise ValueError(f"num_classes: the dataset has {data_classes} classes, more than the model's "
+                             f"num_classes={num_classes}")
 
 
 def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[str, Any]]:
@@ -368,24 +649,43 @@ def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[s
             f"model_config: unknown keys {unknown}; expected DiffusionConfig fields {sorted(fields)} "
             f"or task options {sorted(_TASK_OPTIONS)}"
         )
+    images = raw.get("network", "mlp") == "unet"
     options = {k: raw.get(k, v) for k, v in _TASK_OPTIONS.items()}
+    if options["num_figure_samples"] is None:
+        options["num_figure_samples"] = 32 if images else 4096
     options["mmd_bandwidths"] = tuple(float(h) for h in options["mmd_bandwidths"])
+    options["figure_guidance"] = tuple(float(w) for w in options["figure_guidance"])
+    options["eval_bpd"] = (options["eval_bpd"],) if isinstance(options["eval_bpd"], str) \
+        else tuple(options["eval_bpd"])
+    for method in options["eval_bpd"]:
+        check_in("eval_bpd", method, BPD_METHODS)
     for name in ("eval_points", "num_projections", "num_figure_samples", "plot_resolution"):
         check_positive(name, int(options[name]))
+    if int(options["eval_bpd_examples"]) < 0:
+        raise ValueError(f"eval_bpd_examples: expected an int >= 0, got {options['eval_bpd_examples']!r}")
     kwargs = {k: v for k, v in raw.items() if k in fields}
-    shape = _vector_shape(info)
-    if shape is not None:
-        if "event_shape" in kwargs and tuple(kwargs["event_shape"]) != shape:
-            raise ValueError(f"model_config: event_shape {tuple(kwargs['event_shape'])} disagrees with the "
-                             f"dataset's {shape}")
-        kwargs["event_shape"] = shape
+    if images:
+        _image_info(info, kwargs)
+    else:
+        shape = _vector_shape(info)
+        if shape is not None:
+            if "event_shape" in kwargs and tuple(kwargs["event_shape"]) != shape:
+                raise ValueError(f"model_config: event_shape {tuple(kwargs['event_shape'])} disagrees with the "
+                                 f"dataset's {shape}")
+            kwargs["event_shape"] = shape
     name = getattr(info, "name", None)
-    options["density"] = name if name in DENSITIES else None
-    return DiffusionConfig(**kwargs), options
+    options["density"] = name if name in DENSITIES and not images else None
+    config = DiffusionConfig(**kwargs)
+    if "vlb" in options["eval_bpd"] and int(options["eval_bpd_examples"]) and not config.discrete:
+        raise ValueError(f"eval_bpd: 'vlb' needs process='ddpm', got process={config.process!r}")
+    return config, options
 
 
 def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any = None) -> Task:
-    """Build the engine :class:`~kexue_jax.train.task.Task` of a diffusion model of vectors.
+    """Build the engine :class:`~kexue_jax.train.task.Task` of a diffusion model of vectors or images.
+
+    ``network="mlp"`` models vectors (below); ``network="unet"`` models images (see
+    :func:`_image_task` for its functions and options).
 
     Args:
         model_config: the ``model`` section of an experiment config: :class:`DiffusionConfig` fields
@@ -393,12 +693,16 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
             likelihood and the sample distances, 1000), ``num_projections`` (of the sliced
             Wasserstein distance, 128), ``mmd_bandwidths`` ((0.1, 0.2, 0.5, 1.0)),
             ``num_figure_samples`` (of the sample histogram, 4096), ``plot_range`` (the square
-            $[-r, r]^2$ of the 2-D pictures, 4.0), ``plot_resolution`` (128), ``grid_columns`` (8).
-        info: the dataset's :class:`~kexue_jax.data.DatasetInfo` with a vector feature ``"x"``; a
-            2-D density of :mod:`kexue_jax.data.densities` adds the exact NLL and KL.
+            $[-r, r]^2$ of the 2-D pictures, 4.0), ``plot_resolution`` (128), ``grid_columns`` (8);
+            image options ``eval_bpd_examples``, ``eval_bpd``, ``figure_guidance`` and
+            ``num_figure_samples`` (32 images) as in :func:`_image_task`.
+        info: the dataset's :class:`~kexue_jax.data.DatasetInfo` with a vector feature ``"x"`` (a
+            2-D density of :mod:`kexue_jax.data.densities` adds the exact NLL and KL), or, for
+            ``network="unet"``, integer images ``"image"`` with ``num_bins`` levels (and ``"label"``
+            for a class-conditional model).
 
     Returns:
-        A task with pure, jit-able functions:
+        A task with pure, jit-able functions (vectors):
 
         * ``init(batch, *, key)``: plain nested-dict params (and the fixed Fourier frequencies, if
           any, as ``model_state``).
@@ -419,6 +723,8 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
     config, options = _split_config(model_config, info)
     abstract = nnx.eval_shape(lambda: DiffusionModel(config, rngs=nnx.Rngs(0)))
     graphdef, _, _ = split_module(abstract)
+    if config.images:
+        return _image_task(config, options, graphdef)
     density = options["density"]
     two_d = config.event_shape == (2,)
     points = int(options["eval_points"])
@@ -510,11 +816,131 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
     )
 
 
+def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any) -> Task:
+    """The task of a UNet diffusion model of ``num_bins``-level images (``network="unet"``).
+
+    Pixels: level $k \\in \\{0..K-1\\}$ is $x = 2k/(K - 1) - 1 \\in [-1, 1]$ (DDPM's
+    ``k/127.5 - 1``); samples go back through the same map, clipped and rounded to the levels.
+
+    * ``init(batch, *, key)``: params of the UNet (no model state).
+    * ``loss``: $\\mathbb E\\|\\varepsilon - \\varepsilon_\\theta(x_t, t[, y])\\|^2$ averaged over the
+      pixels (Ho et al.), with the UNet's dropout and, for a class-conditional model, the labels of
+      ``batch["label"]`` dropped to the null label with probability ``cfg_dropout``; metric
+      ``eps_mse`` (the same).
+    * ``evaluate``: ``loss`` (no dropout, true labels); with ``eval_bpd_examples`` $= n > 0$ also
+      the bits/dim of the first $n$ images of each evaluation batch, of the unconditional model
+      (the null label if class-conditional), by each method of ``eval_bpd``: ``ode_bpd``
+      (probability-flow ODE of uniformly dequantized images $2(k + u)/K - 1$, bin width $2/K$;
+      score_sde's evaluation) and/or ``vlb_bpd`` (DDPM's variational bound on the levels, $T$
+      network calls per image). Both cost hundreds of network evaluations per image: keep $n$
+      small, and 0 in CI smoke runs.
+    * ``sample``: ``num`` images ``[num, h, w, c]`` in $[0, 1]$ from the configured sampler; a
+      class-conditional model draws labels $0, 1, \\dots, K_y - 1, 0, \\dots$ (grid rows of
+      ``grid_columns = num_classes`` are then one class per column) with guidance weight ``guidance``.
+    * ``figures``: for each $w$ in ``figure_guidance``, ``samples_w{w}``: ``num_figure_samples``
+      class-conditional samples with cycling labels at guidance $w$ (all weights in one sampler
+      run, from the same initial noise); ``{}`` when ``figure_guidance`` is empty or the model is
+      unconditional.
+    """
+    columns = int(options["grid_columns"])
+    bpd_examples = int(options["eval_bpd_examples"])
+    bpd_methods = options["eval_bpd"]
+    weights = options["figure_guidance"]
+    num_figure = int(options["num_figure_samples"])
+    levels = config.num_bins - 1
+
+    def model(params: PyTree, model_state: PyTree | None = None) -> DiffusionModel:
+        return merge_module(graphdef, params, model_state or {})
+
+    def pixels_of(batch: Batch) -> Array:
+        if "image" not in batch:
+            raise ValueError(f"batch: expected an 'image' entry, got keys {sorted(batch)}")
+        k = jnp.asarray(batch["image"])
+        if k.shape[1:] != config.event_shape:
+            raise ValueError(f"batch: expected 'image' of shape (b, {', '.join(map(str, config.event_shape))}), "
+                             f"got {tuple(k.shape)}")
+        if not jnp.issubdtype(k.dtype, jnp.integer):
+            raise ValueError(f"batch: expected integer 'image' levels 0..{levels}, got dtype {k.dtype}")
+        return k
+
+    def labels_of(batch: Batch) -> Array | None:
+        if not config.conditional:
+            return None
+        if "label" not in batch:
+            raise ValueError(f"batch: a class-conditional model needs a 'label' entry, got keys {sorted(batch)}")
+        return jnp.asarray(batch["label"], jnp.int32)
+
+    def scaled(k: Array) -> Array:
+        return k.astype(jnp.float32) * (2.0 / levels) - 1.0
+
+    def init(batch: Batch, *, key: PRNGKey) -> tuple[PyTree, PyTree]:
+        pixels_of(batch)
+        labels_of(batch)
+        _, params, state = split_module(DiffusionModel(config, rngs=nnx.Rngs(params=key)))
+        return params, state
+
+    def loss(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> LossOutput:
+        x0 = scaled(pixels_of(batch))
+        value = mean_f32(model(params, model_state).loss(x0, labels_of(batch), key=key))
+        return LossOutput(value, {"eps_mse": value}, None)
+
+    def evaluate(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
+        net = model(params, model_state)
+        k = pixels_of(batch)
+        k_loss, k_bpd, k_deq = jax.random.split(key, 3)
+        out = {"loss": mean_f32(net.eval_loss(scaled(k), labels_of(batch), key=k_loss))}
+        n = min(bpd_examples, k.shape[0])
+        if n:
+            sub = k[:n].astype(jnp.float32)
+            for method in bpd_methods:
+                if method == "ode":
+                    u = jax.random.uniform(k_deq, sub.shape, jnp.float32)
+                    x = (sub + u) * (2.0 / config.num_bins) - 1.0
+                else:
+                    x = scaled(sub)
+                out[f"{method}_bpd"] = mean_f32(net.bits_per_dim(x, method=method, key=k_bpd))
+        return out
+
+    def to_images(x: Array) -> Array:
+        # A diverged sample (NaN) is drawn black rather than poisoning the PNG writer.
+        x = jnp.where(jnp.isfinite(x), x, -1.0)
+        return jnp.round((jnp.clip(x, -1.0, 1.0) + 1.0) * (levels / 2.0)) / levels
+
+    def cycling_labels(num: int) -> Array | None:
+        return jnp.arange(num, dtype=jnp.int32) % config.num_classes if config.conditional else None
+
+    def sample(params: PyTree, model_state: PyTree, num: int, *, key: PRNGKey) -> Array:
+        return to_images(model(params, model_state).sample(num, key=key, y=cycling_labels(num)))
+
+    def figures(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
+        if not weights or not config.conditional:
+            return {}
+        w = jnp.repeat(jnp.asarray(weights, jnp.float32), num_figure)
+        labels = jnp.tile(cycling_labels(num_figure), len(weights))
+        # The same initial noise for every weight: the grids differ only by the guidance.
+        x = model(params, model_state).sample(num_figure * len(weights), key=key, y=labels, guidance=w)
+        images = to_images(x)
+        return {f"samples_w{wt:g}": images[i * num_figure:(i + 1) * num_figure] for i, wt in enumerate(weights)}
+
+    return Task(
+        name=f"diffusion[{config.process},unet]",
+        init=init,
+        loss=loss,
+        evaluate=evaluate,
+        sample=sample,
+        figures=figures,
+        grid_columns=columns,
+        extras={"config": config, "graphdef": graphdef, "model": model, "options": options},
+    )
+
+
 __all__ = [
+    "BPD_METHODS",
     "DISCRETE_SAMPLERS",
     "NETWORKS",
     "PROCESSES",
     "SCHEDULES",
+    "UNET_PRESETS",
     "DiffusionConfig",
     "DiffusionModel",
     "ScheduleVPSDE",

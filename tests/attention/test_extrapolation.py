@@ -32,6 +32,11 @@ def test_scheme_presets_scale_with_the_evaluation_length():
         "ntk", eval_length=1024, training_length=512, base=PositionScheme(theta=500.0, bias="alibi")
     )
     assert (kept.theta, kept.bias, kept.rope) == (500.0, "alibi", "ntk_aware")
+    # "-logn" keeps a model's trained (unclipped) log n, and is log n† (clipped) on other models
+    trained = PositionScheme(logn=True, logn_clip=False)
+    assert not extrapolation_scheme("ntk-logn", eval_length=8, training_length=4, base=trained).logn_clip
+    assert extrapolation_scheme("ntk-logn", eval_length=8, training_length=4).logn_clip
+    assert not extrapolation_scheme("ntk", eval_length=8, training_length=4, base=trained).logn
     with pytest.raises(ValueError, match="name"):
         extrapolation_scheme("xpos", eval_length=8, training_length=4)
 

@@ -143,11 +143,23 @@ def test_logn_scales_queries_beyond_the_training_length():
     np.testing.assert_allclose(positional_attention(q, k, v, scheme=s), expected, atol=2e-5)
 
 
+def test_unclipped_logn_scales_early_queries_down():
+    q, k, v, _ = _inputs(6, PositionScheme())
+    s = PositionScheme(rope=None, logn=True, logn_clip=False, training_length=4)
+    m = jnp.arange(T)
+    factor = jnp.log(m + 1.0) / jnp.log(4.0)  # 0 at m = 0, below 1 until m = 3
+    expected = positional_attention(q * factor[None, :, None, None], k, v, scheme=PositionScheme(rope=None))
+    np.testing.assert_allclose(positional_attention(q, k, v, scheme=s), expected, atol=2e-5)
+    clipped = positional_attention(q, k, v, scheme=dataclasses.replace(s, logn_clip=True))
+    assert float(jnp.abs(clipped[:, 1:3] - expected[:, 1:3]).max()) > 1e-3
+
+
 def test_hfwa_schemes():
     schemes = hfwa_schemes(4, window=16, training_length=512)
     assert len(schemes) == 4
     assert all(s.rope == "rope" and s.local_window == 16 and not s.logn for s in schemes[:3])
     assert schemes[3].rope is None and schemes[3].local_window is None and schemes[3].logn
+    assert not schemes[3].logn_clip
 
 
 def test_scheme_validation():

@@ -158,3 +158,149 @@ def test_a_short_engine_run_lowers_the_loss(tmp_path):
     # from E|eps|^2 = 2 to well below: the model has learned part of the score
     assert losses[-1] < 0.75 * losses[0], losses
     assert np.isfinite(result.eval_metrics["ode_nll"]) and "kl" in result.eval_metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: the UNet task (UNetConfig.tiny on 8x8x1, one task built and initialised per module).
+
+_NULL = 10
+_IMAGE_MODEL = {"network": "unet", "unet": "tiny", "num_steps": 50, "sampler_steps": 4, "num_classes": 10,
+                "cfg_dropout": 0.1, "guidance": 1.5}
+
+
+def _image_info(shape=(8, 8, 1), labels=True):
+    features = {"image": (shape, np.dtype(np.uint8))}
+    if labels:
+        features["label"] = ((), np.dtype(np.int32))
+    return kdata.DatasetInfo(name="toy_images", split="train", num_examples=64, features=features,
+                             num_classes=10 if labels else None, num_bins=256)
+
+
+def _image_batch(n=16, shape=(8, 8, 1)):
+    rng = np.random.default_rng(0)
+    return {"image": rng.integers(0, 256, (n, *shape)).astype(np.uint8),
+            "label": rng.integers(0, 10, n).astype(np.int32)}
+
+
+@pytest.fixture(scope="module")
+def image_task():
+    task = make_diffusion_task(_IMAGE_MODEL, _image_info())
+    batch = _image_batch()
+    params, state = task.init(batch, key=jax.random.key(0))
+    return task, batch, params, state, _perturbed(params)
+
+
+def _perturbed(params):
+    # The UNet's output layers start at exactly zero (eps = 0 for every input); random weights make
+    # the output depend on x, t and y, so that equalities between model calls can fail. NumPy
+    # draws: a jitted jax.random per leaf costs tens of seconds of XLA compile on a busy CPU.
+    rng = np.random.default_rng(42)
+    return jax.tree.map(lambda p: np.asarray(p) + 0.05 * rng.standard_normal(p.shape).astype(np.float32), params)
+
+
+def test_image_task_loss_starts_at_the_noise_variance_with_finite_grads(image_task):
+    task, batch, params, state, _ = image_task
+    config = task.extras["config"]
+    assert config.event_shape == (8, 8, 1) and config.num_bins == 256 and config.unet.num_classes == 10
+
+    def objective(p, key):
+        out = task.loss(p, state, batch, key=key)
+        return out.loss, out.metrics
+
+    (value, metrics), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(params, jax.random.key(1))
+    # eps_theta = 0 at init, so the pixel-mean loss is E eps^2 = 1 (16 x 64 draws: sd 0.044)
+    np.testing.assert_allclose(float(value), 1.0, atol=0.2)
+    np.testing.assert_allclose(float(metrics["eps_mse"]), float(value))
+    leaves = jax.tree.leaves(grads)
+    assert all(np.all(np.isfinite(g)) for g in leaves)
+    assert any(float(jnp.abs(g).max()) > 0 for g in leaves)
+
+
+def test_image_task_samples_are_images_on_the_pixel_levels(image_task):
+    task, _, _, state, perturbed = image_task
+    images = jax.jit(task.sample, static_argnums=2)(perturbed, state, 12, key=jax.random.key(3))
+    assert images.shape == (12, 8, 8, 1)
+    images = np.asarray(images)
+    assert np.all(np.isfinite(images)) and 0.0 <= images.min() <= images.max() <= 1.0
+    np.testing.assert_allclose(images * 255, np.round(images * 255), atol=1e-4)
+    assert images.std() > 0.01  # not all black: the samples went through the map from [-1, 1]
+
+
+def test_classifier_free_guidance_with_w_zero_equals_the_conditional_model(image_task):
+    task, _, params, state, perturbed = image_task
+    x = jax.random.normal(jax.random.key(4), (4, 8, 8, 1))
+    t = jnp.array([0.02, 0.3, 0.6, 0.9], jnp.float32)
+    y = jnp.array([0, 3, 7, 9], jnp.int32)
+    x2, t2, y2 = jnp.concatenate([x, x]), jnp.concatenate([t, t]), jnp.concatenate([y, y])
+
+    def calls(p):
+        model = task.extras["model"](p, state)
+        both = model.eps(x2, t2, jnp.concatenate([y, jnp.full_like(y, _NULL)]))
+        # per-example w = (0, 0, 0, 0, 2, 2, 2, 2): the batched (cond, uncond) path of
+        # classifier_free_eps for w = 0 too (a Python 0 would take the conditional-only shortcut)
+        guided = model.guided_eps(y2, jnp.repeat(jnp.array([0.0, 2.0]), 4))(x2, t2)
+        return both[:4], both[4:], guided[:4], guided[4:]
+
+    cond, uncond, w0, w2 = jax.jit(calls)(perturbed)
+    assert float(jnp.max(jnp.abs(cond - uncond))) > 1e-2  # the label matters
+    np.testing.assert_allclose(w0, cond, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w2, 3.0 * cond - 2.0 * uncond, rtol=1e-4, atol=1e-4)
+    # a Python w = 0 is the conditional model itself (no unconditional half is computed)
+    model = task.extras["model"](params, state)
+    assert model.guided_eps(y, 0.0).__name__ == "<lambda>"
+
+
+class _LabelEcho(nnx.Module):
+    """A stand-in UNet whose output is 100 on examples whose label is the null label, else 0."""
+
+    def __call__(self, x, t, y, *, deterministic, key):
+        assert not deterministic and key is not None  # training runs the UNet's dropout
+        return jnp.where((y == _NULL)[:, None, None, None], 100.0, 0.0) * jnp.ones_like(x)
+
+
+@pytest.mark.parametrize("p_uncond", [0.1, 0.3])
+def test_label_dropout_rate_is_cfg_dropout(p_uncond):
+    config = DiffusionConfig(**dict(_IMAGE_MODEL, cfg_dropout=p_uncond), event_shape=(8, 8, 1))
+    model = nnx.eval_shape(lambda: DiffusionModel(config, rngs=nnx.Rngs(0)))
+    model.net = _LabelEcho()
+    n = 4000
+    x0 = jnp.zeros((n, 8, 8, 1))
+    y = jnp.arange(n, dtype=jnp.int32) % 10
+    # a dropped label costs (100 - eps)^2 ~ 1e4 per pixel, a kept one eps^2 ~ 1
+    per_example = model.loss(x0, y, key=jax.random.key(5))
+    rate = float(jnp.mean(per_example > 5000.0))
+    # binomial sd sqrt(p(1-p)/n) <= 0.0073; 4 sd
+    assert abs(rate - p_uncond) < 0.03, rate
+
+
+def test_image_configs_raise_value_errors():
+    info = _image_info()
+    with pytest.raises(ValueError, match="network"):
+        DiffusionConfig(network="transformer")
+    with pytest.raises(ValueError, match="event_shape"):  # ch_mult (1, 2, 2): h, w divisible by 4
+        make_diffusion_task(dict(_IMAGE_MODEL, unet={"preset": "tiny", "ch_mult": (1, 2, 2)}),
+                            _image_info((10, 10, 1)))
+    with pytest.raises(ValueError, match="event_shape"):
+        DiffusionConfig(network="unet", unet="tiny", event_shape=(2,))
+    with pytest.raises(ValueError, match="unet"):
+        DiffusionConfig(network="unet", unet={"chanels": 8}, event_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="preset"):
+        DiffusionConfig(network="unet", unet="huge", event_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="num_classes"):
+        DiffusionConfig(network="unet", unet={"preset": "tiny", "num_classes": 5}, event_shape=(8, 8, 1),
+                        num_classes=10)
+    with pytest.raises(ValueError, match="cfg_dropout"):
+        DiffusionConfig(network="unet", unet="tiny", event_shape=(8, 8, 1), num_classes=10, cfg_dropout=1.5)
+    with pytest.raises(ValueError, match="'image'"):
+        make_diffusion_task(_IMAGE_MODEL, kdata.load("moons", split="test").info)
+    with pytest.raises(ValueError, match="'x'"):
+        make_diffusion_task({}, info)
+    with pytest.raises(ValueError, match="label"):
+        make_diffusion_task(_IMAGE_MODEL, _image_info(labels=False))
+    with pytest.raises(ValueError, match="num_classes"):
+        make_diffusion_task(dict(_IMAGE_MODEL, num_classes=5), info)
+    with pytest.raises(ValueError, match="eval_bpd"):
+        make_diffusion_task(dict(_IMAGE_MODEL, eval_bpd=("elbo",)), info)
+    with pytest.raises(ValueError, match="vlb"):
+        make_diffusion_task(dict(_IMAGE_MODEL, process="vp", sampler="auto", eval_bpd="vlb",
+                                 eval_bpd_examples=2), info)

@@ -49,7 +49,7 @@ def test_two_processes_equal_one(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER.replace("{repo!r}", repr(str(REPO))))
     port = str(_free_port())
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
     procs = [
         subprocess.Popen([sys.executable, str(script), str(pid), port, str(tmp_path / "multi")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
