@@ -234,18 +234,26 @@ def _visible(q_positions: Array, k_positions: Array, scheme: PositionScheme) -> 
     return ok[None, None]
 
 
-def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len):
+def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len, full):
     """Softmax attention of rotated-or-not ``q`` [b, tq, h, d] against raw or cached keys.
 
     ``k`` is un-rotated unless ``scheme.rotated_cache`` and the caller rotated it already; this
     function rotates what still needs rotating. Positions are ``[tq]`` and ``[tk]`` int32.
     """
     h, d = q.shape[2], q.shape[3]
-    mask = _visible(q_positions, k_positions, scheme)
+    if full:
+        # Positions 0..t-1 on both sides: the structural causal / window mask, which the fused
+        # (cuDNN) kernel takes, instead of a boolean mask array, which it does not.
+        mask = None
+        structure = dict(is_causal=True, local_window=None if scheme.local_window is None
+                         else (scheme.local_window - 1, 0))
+    else:
+        mask = _visible(q_positions, k_positions, scheme)
+        structure = {}
     bias = _additive_bias(scheme, h, q_positions, k_positions, t5_table)
     q = _logn(q, q_positions, scheme)
     if scheme.rope is None:
-        return dot_product_attention(q, k, v, bias=bias, mask=mask)
+        return dot_product_attention(q, k, v, bias=bias, mask=mask, **structure)
     inv_freq, factor = scheme.encoding(d, seq_len)
     if scheme.rerope_window is not None:
         kh = repeat_kv_heads(k, h)
@@ -261,9 +269,9 @@ def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len):
             )
         if bias is not None:
             logits = logits + bias
-        return attention_from_logits(logits, v, mask=mask)
+        return attention_from_logits(logits, v, mask=mask, **structure)
     q = apply_rope(q, q_positions, inv_freq, attention_factor=factor)
-    return dot_product_attention(q, k, v, bias=bias, mask=mask)
+    return dot_product_attention(q, k, v, bias=bias, mask=mask, **structure)
 
 
 def _rotate_keys(k, k_positions, scheme, seq_len):
@@ -318,7 +326,7 @@ def _positional_attention(q, k, v, q_bias, k_bias, t5_table, *, scheme):
         k = _rotate_keys(k, positions, scheme, t)
     return _attend(
         q, k, v, scheme=scheme, q_positions=positions, k_positions=positions,
-        t5_table=t5_table, seq_len=t,
+        t5_table=t5_table, seq_len=t, full=True,
     )
 
 
@@ -387,7 +395,7 @@ def _cached_attention(q, k, v, cache, start, q_bias, k_bias, t5_table, *, scheme
         keys = _rotate_keys(new_k, k_positions, scheme, seq_len)  # dynamic NTK: today's table
     out = _attend(
         q, keys.astype(q.dtype), new_v.astype(v.dtype), scheme=scheme, q_positions=q_positions,
-        k_positions=k_positions, t5_table=t5_table, seq_len=seq_len,
+        k_positions=k_positions, t5_table=t5_table, seq_len=seq_len, full=False,
     )
     return out, LayerCache(new_k, new_v)
 

@@ -304,3 +304,20 @@ def test_image_configs_raise_value_errors():
     with pytest.raises(ValueError, match="vlb"):
         make_diffusion_task(dict(_IMAGE_MODEL, process="vp", sampler="auto", eval_bpd="vlb",
                                  eval_bpd_examples=2), info)
+
+
+def test_image_evaluate_reports_bits_per_dim_and_figures_at_each_guidance_weight(image_task):
+    _, batch, params, state, perturbed = image_task
+    task = make_diffusion_task(dict(_IMAGE_MODEL, eval_bpd_examples=2, eval_bpd=("ode", "vlb"),
+                                    likelihood_rtol=1e-2, likelihood_atol=1e-2, figure_guidance=(0.0, 3.0),
+                                    num_figure_samples=3), _image_info())
+    metrics = jax.jit(task.evaluate)(params, state, batch, key=jax.random.key(6))
+    assert sorted(metrics) == ["loss", "ode_bpd", "vlb_bpd"]
+    # uniformly random pixels have 8 bits/dim of entropy; no model (nor bound) can do better
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert float(metrics["ode_bpd"]) > 7.5 and float(metrics["vlb_bpd"]) > 7.5, metrics
+    figs = jax.jit(task.figures)(perturbed, state, batch, key=jax.random.key(7))
+    assert sorted(figs) == ["samples_w0", "samples_w3"]
+    assert all(v.shape == (3, 8, 8, 1) for v in figs.values())
+    # same initial noise and labels, different guidance: different images
+    assert float(jnp.abs(figs["samples_w0"] - figs["samples_w3"]).max()) > 0

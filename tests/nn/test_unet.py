@@ -40,12 +40,7 @@ def _perturb(params, seed: int, scale: float = 0.3):
     )
 
 
-# LLVM -O0 halves the XLA:CPU compile time of these (tiny, run-once) graphs; the HLO optimisations
-# that decide the numerics still run.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef",), compiler_options=_FAST_COMPILE)
+@functools.partial(jax.jit, static_argnames=("graphdef",))
 def _forward_and_grad(graphdef, params, x, t, w, key):
     """$\\varepsilon_\\theta(x, t)$ (deterministic; ``key`` must be ignored) and the gradient of
     $\\langle w, \\varepsilon_\\theta(x, t)\\rangle$ w.r.t. the parameters, in one compile."""
@@ -56,7 +51,7 @@ def _forward_and_grad(graphdef, params, x, t, w, key):
     return out, vjp(w)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "deterministic"), compiler_options=_FAST_COMPILE)
+@functools.partial(jax.jit, static_argnames=("graphdef", "deterministic"))
 def _forward(graphdef, params, x, t, y, key, *, deterministic):
     return merge_module(graphdef, params)(x, t, y, deterministic=deterministic, key=key)
 
