@@ -40,7 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
             dtype="bfloat16",
             rope_bias=False,
             hfwa_window=0,
-            scheme=ml_collections.ConfigDict(dict(rope="rope", logn=False, training_length=TRAINING_LENGTH)),
+            scheme=ml_collections.ConfigDict(
+                dict(rope="rope", logn=False, logn_clip=True, training_length=TRAINING_LENGTH)
+            ),
         )
     )
     c.optim = ml_collections.ConfigDict(

@@ -446,5 +446,52 @@ class TransformerLM(nnx.Module):
             new.append(c)
         return self._logits(x), tuple(new)
 
+    def generate(
+        self,
+        prompt: Int[Array, "b t0"],
+        num_tokens: int,
+        *,
+        key: PRNGKey,
+        temperature: float = 1.0,
+        scheme: Schemes = ROPE,
+    ) -> Int[Array, "b t"]:
+        """Continue ``prompt`` by ``num_tokens`` sampled tokens with the KV cache (one ``lax.scan``).
+
+        Token $m+1$ is drawn from $\\mathrm{softmax}(\\ell_m / \\tau)$; ``temperature=0`` takes the
+        argmax (greedy decoding).
+
+        Returns:
+            int32 ``[b, t0 + num_tokens]``: the prompt followed by the new tokens.
+        """
+        self._check_tokens(prompt)
+        if not isinstance(num_tokens, int) or num_tokens < 1:
+            raise ValueError(f"num_tokens: expected an int >= 1, got {num_tokens!r}")
+        if temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, got {temperature!r}")
+        b, t0 = prompt.shape
+        prompt = prompt.astype(jnp.int32)
+        cache = self.init_cache(b, t0 + num_tokens)
+        logits, cache = self.decode(prompt, cache, start=0, scheme=scheme)
+
+        def pick(last_logits, k):
+            if temperature == 0:
+                return jnp.argmax(last_logits, axis=-1).astype(jnp.int32)
+            return jax.random.categorical(k, last_logits / temperature, axis=-1).astype(jnp.int32)
+
+        keys = jax.random.split(key, num_tokens)
+        first = pick(logits[:, -1], keys[0])
+
+        def step(carry, inputs):
+            token, cache = carry
+            position, k = inputs
+            out, cache = self.decode(token[:, None], cache, start=position, scheme=scheme)
+            nxt = pick(out[:, -1], k)
+            return (nxt, cache), token
+
+        positions = t0 + jnp.arange(num_tokens - 1, dtype=jnp.int32)
+        (last, _), tokens = jax.lax.scan(step, (first, cache), (positions, keys[1:]))
+        new = jnp.concatenate([tokens.T, last[:, None]], axis=1)
+        return jnp.concatenate([prompt, new], axis=1)
+
 
 __all__ = ["BLOCKS", "GAU", "Attention", "Block", "KVCache", "TransformerConfig", "TransformerLM"]

@@ -162,6 +162,27 @@ def test_jit_of_the_merged_module_equals_eager():
     np.testing.assert_allclose(apply(state, tokens), lm(tokens, scheme=scheme), atol=1e-5)
 
 
+def test_greedy_generation_equals_repeated_full_argmax():
+    lm = _perturbed(TransformerConfig(**SMALL))
+    graphdef, state = nnx.split(lm)
+    prompt = _tokens(t=3)
+    scheme = CASES["rerope_logn"][0]
+
+    @jax.jit
+    def gen(state, prompt, key):
+        return nnx.merge(graphdef, state).generate(prompt, 5, key=key, temperature=0.0, scheme=scheme)
+
+    out = gen(state, prompt, jax.random.key(0))
+    assert out.shape == (B, 8) and out.dtype == jnp.int32
+    np.testing.assert_array_equal(out[:, :3], prompt)
+    # Each generated token is the argmax of the full pass over what precedes it.
+    full = _full(lm, out[:, :-1], scheme)
+    np.testing.assert_array_equal(out[:, 3:], jnp.argmax(full[:, 2:], axis=-1))
+    sampled = jax.jit(lambda s, p, k: nnx.merge(graphdef, s).generate(p, 5, key=k, scheme=scheme))
+    a, b = sampled(state, prompt, jax.random.key(1)), sampled(state, prompt, jax.random.key(2))
+    assert a.shape == (B, 8) and bool(jnp.any(a != b))  # temperature 1 samples differ by key
+
+
 def test_validation_errors_name_the_argument():
     with pytest.raises(ValueError, match="block"):
         TransformerConfig(block="mamba")
