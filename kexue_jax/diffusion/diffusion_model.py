@@ -1,4 +1,4 @@
-"""Diffusion models of vector data as an engine :class:`~kexue_jax.train.task.Task` (DDPM and score SDEs).
+"""Diffusion models of vectors and images as an engine :class:`~kexue_jax.train.task.Task` (DDPM and score SDEs).
 
 One network $f_\\theta(x, t)$ with a float time $t \\in [0, 1]$ serves every process; it predicts the
 noise $\\varepsilon$, and everything else follows from it:
@@ -20,6 +20,13 @@ $\\log\\bar\\alpha(t)$ interpolates the schedule's table linearly ($\\beta(t)$ p
 so $q(x_t \\mid x_0)$ at $t = (i + 1)/T$ is exactly the schedule's. It gives a DDPM model the
 probability-flow ODE (likelihood, ODE samplers) and the SDE samplers, with no retraining.
 
+Images (``network="unet"``, the DDPM UNet of :mod:`kexue_jax.nn.unet`): ``num_bins``-level pixels
+are scaled to $[-1, 1]$, the loss is averaged over pixels (Ho et al.), and with ``num_classes`` the
+model is class-conditional, trained with labels dropped to a null label with probability
+``cfg_dropout`` and sampled with classifier-free guidance of weight ``guidance``
+(kexue.fm 9257; Ho & Salimans 2022). Bits/dim of images come from the probability-flow ODE or,
+for DDPM, the variational bound (task option ``eval_bpd_examples``).
+
 Evaluation on 2-D data compares samples with the evaluation batch (:func:`sliced_wasserstein`
 and :func:`mmd`) and, for a density of :mod:`kexue_jax.data.densities`, the probability-flow ODE
 negative log-likelihood with the exact one: ``ode_nll`` $= -\\log p^{ODE}_\\epsilon(x)$ (from
@@ -30,10 +37,12 @@ density, so it is $\\ge 0$ up to sampling error; $p_\\epsilon$ is the data blurr
 References:
     Su Jianlin, "生成扩散模型漫谈（一）：DDPM = 拆楼 + 建楼", https://kexue.fm/archives/9119;
     "（二）：DDPM = 自回归式VAE", https://kexue.fm/archives/9152; "（三）：DDPM = 贝叶斯 + 去噪",
-    https://kexue.fm/archives/9164; "（五）：一般框架之SDE篇", https://kexue.fm/archives/9209.
+    https://kexue.fm/archives/9164; "（五）：一般框架之SDE篇", https://kexue.fm/archives/9209;
+    "（九）：条件控制生成结果", https://kexue.fm/archives/9257.
     J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
     Y. Song et al., "Score-Based Generative Modeling through Stochastic Differential Equations",
     ICLR 2021.
+    J. Ho, T. Salimans, "Classifier-Free Diffusion Guidance", 2022, arXiv:2207.12598.
 """
 
 from __future__ import annotations
