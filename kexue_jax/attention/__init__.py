@@ -1,9 +1,12 @@
 """Attention: softmax (dispatching to ``jax.nn.dot_product_attention``), masks, linear, sparse,
-Synthesizer, GAU/FLASH, and the fixes for the relative-position defect of kexue.fm 9105.
+Synthesizer, GAU/FLASH, the fixes for the relative-position defect of kexue.fm 9105, causal
+attention under a :class:`PositionScheme` with KV caches (:mod:`~kexue_jax.attention.positional`),
+and Su's length-extrapolation protocol (:mod:`~kexue_jax.attention.extrapolation`).
 
 Every function is pure, takes ``[batch, seq, heads, head_dim]`` arrays, computes its softmax or
 normaliser in float32 and returns the value dtype. ``ATTENTIONS`` / ``PARAMETRIC_ATTENTIONS`` list
-the members that the shared suite ``tests/suites/test_attentions.py`` checks.
+the members that the shared suite ``tests/suites/test_attentions.py`` checks. The language-model
+task (Transformer or GAU-α blocks of :mod:`kexue_jax.nn.transformer`) is ``lm_model.py``.
 """
 
 from kexue_jax.attention.dot_product import (

@@ -114,3 +114,35 @@ def test_lm_task_loss_metrics_and_config_validation():
         lm_config(dict(d_model=16, num_heads=2), Info())
     _, schemes = lm_config(dict(d_model=16, num_heads=2, num_layers=3, hfwa_window=4))
     assert len(schemes) == 3 and schemes[-1].rope is None
+
+
+def _table_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "length_extrapolation" / "table.py"
+    spec = importlib.util.spec_from_file_location("length_extrapolation_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_script_rows_follow_the_trained_scheme():
+    table = _table_script()
+
+    class Config:
+        class extrapolation:  # noqa: N801 - mimics the ConfigDict section
+            rerope_window = 32
+
+    plain = table.rows_for(PositionScheme(training_length=128), None, Config)
+    assert tuple(plain) == table.PLAIN_ROWS
+    assert plain["ntk"](1024).rope_scale == 8.0 and plain["rerope-logn"](256).logn_clip  # log n†
+    trained = table.rows_for(PositionScheme(logn=True, logn_clip=False, training_length=128), None, Config)
+    assert tuple(trained) == table.LOGN_ROWS
+    assert not trained["rerope-logn"](512).logn_clip and trained["rerope-logn"](512).rerope_window == 32
+    hfwa = table.rows_for((PositionScheme(), PositionScheme(rope=None)), None, Config)
+    assert list(hfwa) == ["hfwa (as trained)"] and len(hfwa["hfwa (as trained)"](512)) == 2
+    picked = table.rows_for(PositionScheme(), ["pi", "local"], Config)
+    assert list(picked) == ["pi", "local"]
+    md = table.markdown({"pi": {"8": {"repeated": 0.5, "non_repeated": 0.25}}}, (8,))
+    assert md.splitlines()[2] == "| pi | 50.00 / 25.00 |"
