@@ -35,6 +35,8 @@ from flax import nnx
 
 from kexue_jax._src.checks import check_in, check_integer, check_positive, check_rank
 from kexue_jax._src.typing import Array, Float, Int, PRNGKey
+from kexue_jax.attention import synthesizer as S
+from kexue_jax.attention.dot_product import attention_logits
 from kexue_jax.attention.positional import (
     LayerCache,
     PositionScheme,
@@ -42,6 +44,7 @@ from kexue_jax.attention.positional import (
     init_layer_cache,
     positional_attention,
 )
+from kexue_jax.position.rope import apply_rope
 from kexue_jax.position.sinusoidal import sinusoidal_embedding
 
 BLOCKS = ("attention", "gau")
@@ -49,6 +52,7 @@ NORMS = ("pre", "post")
 NORM_TYPES = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 ABSOLUTE = ("sinusoidal", "learned")
+SYNTHESIZERS = ("dense", "random", "factorized_random", "random+vanilla")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 Schemes = PositionScheme | Sequence[PositionScheme]
@@ -70,6 +74,13 @@ class TransformerConfig:
         mlp: ``"gelu"`` ($W_2\\,\\mathrm{gelu}(W_1 x)$) or ``"swiglu"``.
         mlp_ratio: hidden width of the MLP over ``d_model``.
         block: ``"attention"`` or ``"gau"``.
+        synthesizer: replace the query-key logits of ``block="attention"`` by Synthesizer logits
+            (kexue.fm 7430): ``"dense"``, ``"random"``, ``"factorized_random"`` or
+            ``"random+vanilla"`` (a learned softmax-weighted mixture with the dot-product logits,
+            RoPE'd when the scheme has RoPE). Synthetic logits address absolute key positions
+            ``< max_len``; no KV-cache decoding.
+        synthesizer_hidden: hidden width of the dense Synthesizer.
+        synthesizer_rank: rank $k$ of the factorized random Synthesizer.
         gau_expansion: GAU's $e / d$ (2 in FLASH and GAU-α).
         gau_key_size: GAU's $s$ (128).
         norm: ``"pre"`` or ``"post"``.
@@ -94,6 +105,9 @@ class TransformerConfig:
     mlp: str = "gelu"
     mlp_ratio: float = 4.0
     block: str = "attention"
+    synthesizer: str | None = None
+    synthesizer_hidden: int = 64
+    synthesizer_rank: int = 8
     gau_expansion: int = 2
     gau_key_size: int = 128
     norm: str = "pre"
@@ -118,6 +132,12 @@ class TransformerConfig:
         check_in("dtype", self.dtype, sorted(_DTYPES))
         if self.absolute is not None:
             check_in("absolute", self.absolute, ABSOLUTE)
+        if self.synthesizer is not None:
+            check_in("synthesizer", self.synthesizer, SYNTHESIZERS)
+            if self.block != "attention":
+                raise ValueError(f"synthesizer: needs block='attention', got block={self.block!r}")
+            if self.rope_bias:
+                raise ValueError("synthesizer: RoPE + bias needs dot-product logits; set rope_bias=False")
         if self.head_dim is None and self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model: {self.d_model} is not divisible by num_heads={self.num_heads}; "
@@ -200,6 +220,17 @@ class Attention(nnx.Module):
             return dict(q_bias=None, k_bias=None)
         return dict(q_bias=self.q_bias[...], k_bias=self.k_bias[...])
 
+    def attend(self, x, *, scheme, t5_table, cache, start):
+        """``(output [b, t, d], updated cache or None)`` of the positional attention on ``x``."""
+        q, k, v, gate = self.qkv(x)
+        new = None
+        if cache is None:
+            o = positional_attention(q, k, v, scheme=scheme, t5_table=t5_table, **self.biases())
+        else:
+            o, new = cached_attention(q, k, v, cache, start=start, scheme=scheme, t5_table=t5_table,
+                                      **self.biases())
+        return self.out(o.astype(x.dtype), gate), new
+
     def out(self, o: Array, gate: None = None) -> Array:
         del gate
         b, t = o.shape[:2]
@@ -236,9 +267,73 @@ class GAU(nnx.Module):
         return q, k, uv[..., e:][:, :, None], uv[..., :e]
 
     biases = Attention.biases
+    attend = Attention.attend
 
     def out(self, o: Array, gate: Array) -> Array:
         return self.wo(gate * o[:, :, 0])
+
+
+class Synthesizer(nnx.Module):
+    """Multi-head attention whose logits are synthesised (kexue.fm 7430; Tay et al. 2020).
+
+    $\\mathrm{softmax}(B)\\,XW_v$ with $B$ from :mod:`kexue_jax.attention.synthesizer`, causal.
+    """
+
+    def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
+        d, h, hd, n = config.d_model, config.num_heads, config.head_width, config.max_len
+        self.kind, self.shape = config.synthesizer, (h, hd)
+        self.wv = _dense(d, h * hd, config, rngs, use_bias=False)
+        self.wo = _dense(h * hd, d, config, rngs, use_bias=False)
+        key = rngs.params()
+        if self.kind == "dense":
+            arrays = S.init_dense_synthesizer(
+                d_model=d, num_heads=h, hidden=config.synthesizer_hidden, max_length=n, key=key)
+        elif self.kind == "factorized_random":
+            arrays = S.init_factorized_random_synthesizer(
+                num_heads=h, max_length=n, rank=config.synthesizer_rank, key=key)
+        else:
+            arrays = S.init_random_synthesizer(num_heads=h, max_length=n, key=key)
+        self.synth = nnx.Dict({name: nnx.Param(a) for name, a in arrays.items()})
+        if self.kind == "random+vanilla":
+            self.wq = _dense(d, h * hd, config, rngs, use_bias=False)
+            self.wk = _dense(d, h * hd, config, rngs, use_bias=False)
+            self.mixture = nnx.Param(jnp.zeros((2,), jnp.float32))
+        else:
+            self.wq = self.wk = self.mixture = None
+
+    def _logits(self, x: Array, scheme: PositionScheme) -> Array:
+        t, p = x.shape[1], {name: a[...] for name, a in self.synth.items()}
+        if self.kind == "dense":
+            return S.dense_synthesizer_logits(x.astype(jnp.float32), **p)
+        if self.kind == "factorized_random":
+            return S.factorized_random_synthesizer_logits(p["r1"], p["r2"], t)
+        logits = S.random_synthesizer_logits(p["r"], t)
+        if self.kind == "random":
+            return logits
+        b = x.shape[0]
+        h, hd = self.shape
+        q = self.wq(x).reshape(b, t, h, hd)
+        k = self.wk(x).reshape(b, t, h, hd)
+        if scheme.rope is not None:
+            inv_freq, factor = scheme.encoding(hd, t)
+            q = apply_rope(q, None, inv_freq, attention_factor=factor)
+            k = apply_rope(k, None, inv_freq, attention_factor=factor)
+        return S.mixture_logits([logits, attention_logits(q, k)], self.mixture[...])
+
+    def attend(self, x, *, scheme, t5_table, cache, start):
+        del t5_table, start
+        if cache is not None:
+            raise ValueError("cache: Synthesizer blocks have no KV-cache decoding; call the model on the prefix")
+        if (scheme.rerope_window, scheme.bias, scheme.local_window) != (None, None, None) or scheme.logn:
+            raise ValueError(
+                f"scheme: a Synthesizer takes plain RoPE tables only (no ReRoPE, bias, window or log n); "
+                f"got {scheme}"
+            )
+        b, t, _ = x.shape
+        h, hd = self.shape
+        v = self.wv(x).reshape(b, t, h, hd)
+        o = S.synthesizer_attention(self._logits(x, scheme), v, is_causal=True)
+        return self.wo(o.reshape(b, t, -1).astype(x.dtype)), None
 
 
 class Block(nnx.Module):
@@ -246,7 +341,10 @@ class Block(nnx.Module):
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         self.config = config
-        self.mixer = Attention(config, rngs=rngs) if config.block == "attention" else GAU(config, rngs=rngs)
+        if config.synthesizer is not None:
+            self.mixer = Synthesizer(config, rngs=rngs)
+        else:
+            self.mixer = Attention(config, rngs=rngs) if config.block == "attention" else GAU(config, rngs=rngs)
         self.norm1 = _norm(config, rngs)
         if config.block == "attention":
             hidden = int(config.mlp_ratio * config.d_model)
@@ -277,20 +375,14 @@ class Block(nnx.Module):
         new_cache = []
 
         def mix(h):
-            q, k, v, gate = self.mixer.qkv(h)
-            if cache is None:
-                o = positional_attention(q, k, v, scheme=scheme, t5_table=t5_table, **self.mixer.biases())
-            else:
-                o, c = cached_attention(
-                    q, k, v, cache, start=start, scheme=scheme, t5_table=t5_table, **self.mixer.biases()
-                )
-                new_cache.append(c)
-            return self.mixer.out(o.astype(h.dtype), gate)
+            o, c = self.mixer.attend(h, scheme=scheme, t5_table=t5_table, cache=cache, start=start)
+            new_cache.append(c)
+            return o
 
         x = self._residual(x, self.norm1, mix, keys[0])
         if self.w_in is not None:
             x = self._residual(x, self.norm2, self._mlp, keys[1])
-        return x, (new_cache[0] if new_cache else None)
+        return x, new_cache[0]
 
 
 class TransformerLM(nnx.Module):
@@ -494,4 +586,14 @@ class TransformerLM(nnx.Module):
         return jnp.concatenate([prompt, new], axis=1)
 
 
-__all__ = ["BLOCKS", "GAU", "Attention", "Block", "KVCache", "TransformerConfig", "TransformerLM"]
+__all__ = [
+    "BLOCKS",
+    "GAU",
+    "SYNTHESIZERS",
+    "Attention",
+    "Block",
+    "KVCache",
+    "Synthesizer",
+    "TransformerConfig",
+    "TransformerLM",
+]

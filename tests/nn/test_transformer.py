@@ -183,6 +183,21 @@ def test_greedy_generation_equals_repeated_full_argmax():
     assert a.shape == (B, 8) and bool(jnp.any(a != b))  # temperature 1 samples differ by key
 
 
+@pytest.mark.parametrize("kind", ["dense", "random", "factorized_random", "random+vanilla"])
+def test_synthesizer_blocks_are_causal_and_random_ones_ignore_content(kind):
+    lm = _perturbed(TransformerConfig(**{**SMALL, "synthesizer": kind, "max_len": 12}))
+    tokens = _tokens()
+    a = _full(lm, tokens)
+    b = _full(lm, tokens.at[:, 5:].set((tokens[:, 5:] + 1) % 256))
+    np.testing.assert_allclose(a[:, :5], b[:, :5], atol=1e-6)
+    assert float(jnp.abs(a[:, 5:] - b[:, 5:]).max()) > 1e-3
+    if kind in ("random", "factorized_random"):
+        # Input-independent attention: the first layer's weights are the same for any tokens.
+        block = lm.blocks[0].mixer
+        x = jnp.zeros((1, T, SMALL["d_model"]))
+        np.testing.assert_array_equal(block._logits(x, CASES["rope"][0]), block._logits(x + 1.0, CASES["rope"][0]))
+
+
 def test_validation_errors_name_the_argument():
     with pytest.raises(ValueError, match="block"):
         TransformerConfig(block="mamba")
@@ -208,6 +223,15 @@ def test_validation_errors_name_the_argument():
         lm.decode(_tokens(t=2), cache, start=3)
     with pytest.raises(ValueError, match="cache"):
         lm.decode(_tokens(t=1), cache[:1], start=0)
+    with pytest.raises(ValueError, match="synthesizer"):
+        TransformerConfig(synthesizer="dense", block="gau")
+    syn = TransformerLM(TransformerConfig(**{**SMALL, "synthesizer": "random", "max_len": 8}), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="cache"):
+        syn.decode(_tokens(t=1), syn.init_cache(B, 4), start=0)
+    with pytest.raises(ValueError, match="scheme"):
+        syn(_tokens(t=4), scheme=PositionScheme(rerope_window=2))
+    with pytest.raises(ValueError, match="x"):
+        syn(_tokens(t=9))  # beyond the synthesised key positions
     rb = TransformerLM(TransformerConfig(**{**SMALL, "rope_bias": True}), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="scheme"):
         rb(_tokens(t=4), scheme=PositionScheme(rope=None))
