@@ -77,6 +77,7 @@ from kexue_jax.metrics.sample_distance import mmd, sliced_wasserstein
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.time_mlp import TIME_EMBEDDINGS, TimeMLP
 from kexue_jax.nn.unet import UNet, UNetConfig
+from kexue_jax.train.plane import PlaneGrid
 from kexue_jax.train.task import LossOutput, Task, config_dict
 
 PROCESSES = ("ddpm", "vp", "subvp", "ve")
@@ -786,31 +787,20 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
             out["kl"] = out["ode_nll"] - out["true_nll"]
         return out
 
-    res = int(options["plot_resolution"])
-    half = float(options["plot_range"])
-    centres = (jnp.arange(res, dtype=jnp.float32) + 0.5) / res * 2 * half - half
-    grid = jnp.stack(jnp.meshgrid(centres, -centres, indexing="xy"), axis=-1).reshape(-1, 2)
-
-    def as_picture(values: Array) -> Array:
-        img = jnp.where(jnp.isfinite(values), values, 0.0).reshape(res, res)
-        return (img / jnp.maximum(jnp.max(img), 1e-12))[None, :, :, None]
-
-    def histogram(x: Array) -> Array:
-        counts, _, _ = jnp.histogram2d(x[:, 0], -x[:, 1], bins=res, range=[[-half, half], [-half, half]])
-        return as_picture(counts.T)
+    plane = PlaneGrid(int(options["plot_resolution"]), float(options["plot_range"]))
 
     def sample(params: PyTree, model_state: PyTree, num: int, *, key: PRNGKey) -> Array:
         net = model(params, model_state)
         if two_d:
-            return histogram(net.sample(num_figure, key=key))
+            return plane.histogram(net.sample(num_figure, key=key))
         return net.sample(num, key=key)
 
     def figures(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
         if not two_d:
             return {}
-        out = {"samples": histogram(model(params, model_state).sample(num_figure, key=key))}
+        out = {"samples": plane.histogram(model(params, model_state).sample(num_figure, key=key))}
         if density is not None:
-            out["true_density"] = as_picture(jnp.exp(log_density(density, grid)))
+            out["true_density"] = plane.picture(jnp.exp(log_density(density, plane.points)))
         return out
 
     return Task(

@@ -62,6 +62,7 @@ from kexue_jax.flows.prior import (
 )
 from kexue_jax.metrics.bits_per_dim import bits_per_dim
 from kexue_jax.nn.functional import merge_module, split_module
+from kexue_jax.train.plane import PlaneGrid
 from kexue_jax.train.task import LossOutput, Task, config_dict
 
 ARCHITECTURES = ("nice", "realnvp", "glow", "coupling_2d")
@@ -462,37 +463,21 @@ def make_flow_task(model_config: Mapping[str, Any] | Any = None, info: Any = Non
             images = images[:, pad:-pad, pad:-pad, :]
         return images
 
-    res = int(options["plot_resolution"])
-    half = float(options["plot_range"])
-    centres = (jnp.arange(res, dtype=jnp.float32) + 0.5) / res * 2 * half - half
-    # Row 0 is the top of the picture: y decreases down the rows.
-    grid = jnp.stack(jnp.meshgrid(centres, -centres, indexing="xy"), axis=-1).reshape(-1, 2)
-
-    def as_picture(values: Array) -> Array:
-        # Far outside the data an exp-scaled coupling can overflow float32 (z = inf, log-det = inf,
-        # log q = nan) at a handful of grid points; draw those as zero density instead of letting
-        # one NaN poison the normalisation of the whole picture.
-        img = jnp.where(jnp.isfinite(values), values, 0.0).reshape(res, res)
-        return (img / jnp.maximum(jnp.max(img), 1e-12))[None, :, :, None]
-
-    def histogram(points: Array) -> Array:
-        counts, _, _ = jnp.histogram2d(points[:, 0], -points[:, 1], bins=res,
-                                       range=[[-half, half], [-half, half]])
-        return as_picture(counts.T)
+    plane = PlaneGrid(int(options["plot_resolution"]), float(options["plot_range"]))
 
     def sample(params: PyTree, model_state: PyTree, num: int, *, key: PRNGKey) -> Array:
         flow = model(params, model_state)
         if field == "x":
-            return histogram(flow.sample(16384, key=key))
+            return plane.histogram(flow.sample(16384, key=key))
         return to_images(flow.sample(num, key=key, labels=sample_labels(num)))
 
     def figures(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
         flow = model(params, model_state)
         if field == "x":
-            out = {"density": as_picture(jnp.exp(flow.log_prob(grid))),
-                   "samples": histogram(flow.sample(16384, key=key))}
+            out = {"density": plane.picture(jnp.exp(flow.log_prob(plane.points))),
+                   "samples": plane.histogram(flow.sample(16384, key=key))}
             if density is not None:
-                out["true_density"] = as_picture(jnp.exp(log_density(density, grid)))
+                out["true_density"] = plane.picture(jnp.exp(log_density(density, plane.points)))
             return out
         num = int(options["num_figure_samples"])
         temps = options["temperatures"]
