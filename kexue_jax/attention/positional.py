@@ -235,10 +235,12 @@ def _visible(q_positions: Array, k_positions: Array, scheme: PositionScheme) -> 
 
 
 def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len, full):
-    """Softmax attention of rotated-or-not ``q`` [b, tq, h, d] against raw or cached keys.
+    """Softmax attention of un-rotated queries ``q [b, tq, h, d]`` against the keys ``k``.
 
-    ``k`` is un-rotated unless ``scheme.rotated_cache`` and the caller rotated it already; this
-    function rotates what still needs rotating. Positions are ``[tq]`` and ``[tk]`` int32.
+    The caller has rotated ``k`` for every RoPE scheme but ReRoPE, whose logits rotate each
+    query-key pair by its clipped distance (and so take raw keys); this function applies log n,
+    rotates ``q`` and adds the ALiBi / T5 bias. Positions are ``[tq]`` and ``[tk]`` int32; ``full``
+    means both are ``0..t-1`` (the causal / window structure is then passed as flags, not a mask).
     """
     h, d = q.shape[2], q.shape[3]
     if full:
