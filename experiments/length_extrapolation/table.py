@@ -8,7 +8,7 @@ JSON (``--out``, default ``WORKDIR/extrapolation.json``).
 
     python experiments/length_extrapolation/table.py --workdir runs/length-extrapolation
     python experiments/length_extrapolation/table.py --config experiments/length_extrapolation/cpu.py \\
-        --workdir runs/le-cpu-rope --schemes baseline ntk rerope-logn
+        --workdir runs/le-cpu-rope --schemes baseline,ntk,rerope-logn
 """
 
 from __future__ import annotations
@@ -67,17 +67,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE / "config.py"))
     p.add_argument("--workdir", required=True)
-    p.add_argument("--schemes", nargs="*", default=None, choices=SCHEME_NAMES)
+    p.add_argument("--schemes", default=None,
+                   help=f"comma-separated rows (default: by the training scheme) from {', '.join(SCHEME_NAMES)}")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*", help="section.key=value, as given to kexue-jax train")
     args = p.parse_args(argv)
+    names = None
+    if args.schemes:
+        names = [n.strip() for n in args.schemes.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(SCHEME_NAMES))
+        if unknown:
+            p.error(f"--schemes: unknown {unknown}; choose from {list(SCHEME_NAMES)}")
     config = load_config(args.config, smoke=args.smoke, overrides=args.overrides)
     run, state, step = load_for_inference(config, args.workdir)
     try:
         params = eval_params(state)
         logits = run.task.extras["logits"]
-        rows = rows_for(run.task.extras["scheme"], args.schemes, config)
+        rows = rows_for(run.task.extras["scheme"], names, config)
         ex = config.extrapolation
         start = time.time()
         table = extrapolation_table(
