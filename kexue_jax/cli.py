@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from kexue_jax.train import evaluate as run_eval
 
     maybe_initialize_distributed(True if args.distributed else None)
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         config = _config(args)
         workdir = _workdir(args, config)
@@ -122,11 +122,21 @@ def main(argv: list[str] | None = None) -> int:
         print("kexue-jax: interrupted; the newest state is checkpointed, run the same command to resume",
               file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
-    """SIGTERM (a scheduler's preemption) stops training like Ctrl-C: checkpoint, then exit."""
-    raise KeyboardInterrupt
+    """SIGTERM (a scheduler's preemption) or Ctrl-C: checkpoint the step in flight, then exit.
+
+    A running training loop is asked to stop after its current step (see ``request_stop``); outside
+    one, or on a second signal, the interrupt is immediate.
+    """
+    from kexue_jax.train import request_stop
+
+    if not request_stop():
+        raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -6,7 +6,16 @@ Models plug in through :class:`Task`; experiments are configs (``experiments/*/c
 from kexue_jax.train.checkpoint import Checkpointer
 from kexue_jax.train.config import apply_overrides, list_experiments, load_config
 from kexue_jax.train.images import make_grid, save_grid
-from kexue_jax.train.loop import NonFiniteError, TrainResult, evaluate, load_for_inference, setup, train, write_grids
+from kexue_jax.train.loop import (
+    NonFiniteError,
+    TrainResult,
+    evaluate,
+    load_for_inference,
+    request_stop,
+    setup,
+    train,
+    write_grids,
+)
 from kexue_jax.train.mesh import make_mesh, maybe_initialize_distributed, shard_batch
 from kexue_jax.train.metrics_log import MetricsWriter, read_metrics
 from kexue_jax.train.registry import build_task, register_task, task_names
@@ -36,6 +45,7 @@ __all__ = [
     "maybe_initialize_distributed",
     "read_metrics",
     "register_task",
+    "request_stop",
     "save_grid",
     "setup",
     "shard_batch",

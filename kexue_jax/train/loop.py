@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,27 @@ from kexue_jax.train.step import make_eval_step, make_train_step
 from kexue_jax.train.task import Task
 
 log = logging.getLogger(__name__)
+
+_STOP = threading.Event()  # a signal handler asked the running loop to checkpoint and stop
+_RUNNING = threading.Event()  # a training loop is between its first and last step
+
+
+def request_stop() -> bool:
+    """Ask the running training loop to stop cleanly after the step in flight.
+
+    For signal handlers (the CLI's SIGTERM and Ctrl-C): the loop finishes its current step,
+    checkpoints it and raises ``KeyboardInterrupt``. An exception raised by the handler itself
+    could land while a step's donated input is already consumed and its output not yet bound, and
+    that step would be lost; the flag is only read between steps.
+
+    Returns:
+        ``False`` when no loop is running or a stop was already requested (a second Ctrl-C): the
+        handler should then interrupt at once.
+    """
+    if not _RUNNING.is_set() or _STOP.is_set():
+        return False
+    _STOP.set()
+    return True
 
 
 class NonFiniteError(RuntimeError):
@@ -264,6 +286,8 @@ def train(
     bar = tqdm(total=total, initial=start, disable=not (is_main and tc.progress),
                dynamic_ncols=True, mininterval=1.0, desc=config.get("name", run.task.name))
     t_window, s_window = time.perf_counter(), start
+    _STOP.clear()
+    _RUNNING.set()
     try:
         step = start
         for batch in prefetch:
@@ -288,18 +312,26 @@ def train(
                     bar.write(f"step {step}: eval " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
             if (tc.sample_every and step % tc.sample_every == 0) or last:
                 write_grids(run, state, step)
+            interrupted = _STOP.is_set()
             stopping = stop_after is not None and step - start >= stop_after
-            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last or stopping:
+            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last or stopping or interrupted:
                 check_finite(state)
                 run.checkpointer.save(step, state)
+            if interrupted:
+                run.checkpointer.wait()
+                log.warning("interrupted: saved a checkpoint at step %d in %s; run again to resume", step,
+                            run.checkpointer.directory)
+                raise KeyboardInterrupt
             if stopping:
                 break
         if start >= total:  # nothing to do: already trained
             eval_metrics = evaluate(run, state)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler (preemption)
+    except KeyboardInterrupt:  # a stop request above, or a second Ctrl-C / an interrupt outside the CLI
         _save_on_interrupt(run, state)
         raise
     finally:
+        _RUNNING.clear()
+        _STOP.clear()
         prefetch.close()
         bar.close()
         run.checkpointer.close()

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from kexue_jax._src.testing import assert_tree_allclose
-from kexue_jax.train import NonFiniteError, read_metrics, train
+from kexue_jax.train import NonFiniteError, read_metrics, request_stop, train
+from kexue_jax.train.metrics_log import MetricsWriter
 from kexue_jax.train.checkpoint import Checkpointer
 
 from tests.train.tiny import tiny_config
@@ -53,6 +54,27 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     resumed_lines = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
     strip = lambda rs: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rs]  # noqa: E731
     assert strip(full_lines) == strip(resumed_lines)
+
+
+def test_stop_request_checkpoints_the_step_in_flight_and_resume_is_exact(tmp_path, monkeypatch):
+    assert request_stop() is False  # no loop is running: a signal handler must interrupt itself
+    full = train(tiny_config(), tmp_path / "full")
+    write = MetricsWriter.write
+
+    def write_then_signal(self, step, split, values):  # a SIGTERM arriving while step 5 is logged
+        write(self, step, split, values)
+        if step == 5:
+            assert request_stop() is True
+            assert request_stop() is False  # a second signal interrupts at once
+
+    monkeypatch.setattr(MetricsWriter, "write", write_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), tmp_path / "stopped")
+    monkeypatch.undo()
+    assert Checkpointer(tmp_path / "stopped" / "checkpoints").all_steps() == [5]
+    resumed = train(tiny_config(), tmp_path / "stopped")
+    assert resumed.resumed_from == 5
+    _leaves_equal(full.state, resumed.state)
 
 
 def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path):
