@@ -217,9 +217,7 @@ def _attention(p, x, variant, config, positions, mask, lengths):
     if variant == "toeplitz_gate":
         o = toeplitz_gated_attention(logits, v, toeplitz(p["gate"], t), mask=mask)
     elif variant == "no_denominator":
-        # denominator_free_attention divides relu² by the padded length t; rescale to the true n.
-        o = denominator_free_attention(logits, v, mask=mask, activation="relu2")
-        o = o * (t / lengths)[:, None, None, None]
+        o = denominator_free_attention(logits, v, mask=mask, activation="relu2")  # 1/n, n = unpadded
     elif variant == "l2":
         o = l2_normalized_attention(logits, v, mask=mask)
     else:

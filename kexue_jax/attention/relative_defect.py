@@ -141,7 +141,8 @@ def denominator_free_attention(
     $a_{ij} = e^{b_{ij}}$ (``"exp"``) or $\mathrm{relu}^2(b_{ij})/n$ (``"relu2"``).
 
     ``"exp"`` is softmax without its normaliser (unbounded: keep logits moderate); ``"relu2"``
-    is GAU's choice with $n$ = ``tk`` (see :func:`~kexue_jax.attention.relu2_attention`).
+    is GAU's choice with $n$ = ``tk``, or the number of keys ``mask`` keeps in each row (padding
+    does not count; see :func:`~kexue_jax.attention.relu2_attention`).
 
     Args:
         logits: ``[b or 1, h, tq, tk]`` scores $b_{ij}$.
@@ -157,11 +158,15 @@ def denominator_free_attention(
         https://kexue.fm/archives/9105; https://kexue.fm/archives/8934.
     """
     check_in("activation", activation, ("exp", "relu2"))
+    user_mask = mask
     logits, mask, h = _masked_weights(logits, v, mask, is_causal)
     if activation == "exp":
         w = jnp.exp(logits)
-    else:
+    elif user_mask is None:
         w = jnp.square(jax.nn.relu(logits)) / logits.shape[-1]
+    else:  # n = the keys the (padding) mask keeps, as in relu2_attention; causality does not change n
+        keep = jnp.broadcast_to(user_mask, logits.shape)
+        w = jnp.square(jax.nn.relu(logits)) / jnp.maximum(jnp.sum(keep, axis=-1, keepdims=True), 1)
     if mask is not None:
         w = jnp.where(mask, w, 0.0)
     return _apply(w, v, h)

@@ -156,6 +156,18 @@ def test_l2_rows_have_unit_norm_and_dropping_the_denominator_rescales_softmax(se
     )  # stable: e^{b+50} would overflow sums
 
 
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 5), causal=st.booleans())
+def test_relu2_without_denominator_ignores_padded_keys(seed, n, causal):
+    """GAU's 1/n counts the keys the padding mask keeps: padding a sequence changes nothing."""
+    logits, v = normals(seed, (1, 2, 6, 6), (1, 6, 2, 3))
+    keep = jnp.broadcast_to(jnp.arange(6) < n, (1, 1, 6, 6))
+    padded = denominator_free_attention(logits, v, mask=keep, is_causal=causal, activation="relu2")
+    alone = denominator_free_attention(
+        logits[:, :, :n, :n], v[:, :n], is_causal=causal, activation="relu2"
+    )
+    np.testing.assert_allclose(padded[:, :n], alone, rtol=1e-5, atol=1e-6)
+
+
 @given(
     tq=st.sampled_from([1, 4, 6]), tk=st.sampled_from([1, 5]), m=st.sampled_from([0, 2])
 )  # few shapes
