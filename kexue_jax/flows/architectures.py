@@ -164,8 +164,13 @@ def coupling_flow_2d(
     scale: str = "exp",
     use_actnorm: bool = False,
     permutation: str = "reverse",
+    unroll: bool = False,
 ) -> Bijector:
     """A coupling flow on ``[b, d]`` vectors: ``depth`` × (actnorm?, permutation, coupling).
+
+    The ``depth`` steps are one step repeated with stacked params (:func:`repeat`, a ``lax.scan``),
+    so compile time stays flat in depth (unrolled, XLA:CPU took over 15 minutes to compile the
+    training step of a 32-step Glow-style flow, against about a minute for 16 steps).
 
     ``use_actnorm=False, permutation="reverse"`` is RealNVP on vectors; ``use_actnorm=True,
     permutation="conv1x1_lu"`` is a Glow-style flow (a learned invertible $d\\times d$ mixing).
@@ -178,17 +183,14 @@ def coupling_flow_2d(
         scale: the affine scale, ``"exp"`` or ``"sigmoid"``.
         use_actnorm: start each step with actnorm.
         permutation: ``"reverse"``, ``"shuffle"``, ``"conv1x1"`` or ``"conv1x1_lu"``.
+        unroll: compile the ``depth`` steps separately instead of scanning one.
     """
     _positive("depth", depth)
     check_in("permutation", permutation, tuple(PERMUTATIONS))
     net = mlp_conditioner(hidden=hidden, depth=mlp_depth)
-    layers = []
-    for _ in range(depth):
-        if use_actnorm:
-            layers.append(actnorm())
-        layers.append(PERMUTATIONS[permutation]())
-        layers.append(_coupling(coupling, "half", False, net, scale))
-    return chain(*layers)
+    layers = [actnorm()] if use_actnorm else []
+    step = chain(*layers, PERMUTATIONS[permutation](), _coupling(coupling, "half", False, net, scale))
+    return repeat(step, depth, unroll=True if unroll else 1)
 
 
 __all__ = ["COUPLINGS", "PERMUTATIONS", "coupling_flow_2d", "glow", "nice", "realnvp"]

@@ -217,12 +217,13 @@ def test_actnorm_is_initialised_on_the_first_batch_and_restored_not_reinitialise
     task = build_task("flow", config.model, kdata.load("moons", split="train").info)
     batch = kdata.Batcher(kdata.load("moons", split="train"), 64, seed=config.seed).batch_at(0)
     fresh, _ = task.init(batch, key=jax.random.key(0))
-    fresh_actnorm = np.asarray(fresh["flow"][0]["bias"])
-    trained_actnorm = np.asarray(first.state.params["flow"][0]["bias"])
+    # the flow's params are its one step's (actnorm, permutation, coupling) stacked over depth
+    fresh_actnorm = np.asarray(fresh["flow"][0]["bias"][0])
+    trained_actnorm = np.asarray(first.state.params["flow"][0]["bias"][0])
     assert not np.allclose(fresh_actnorm, trained_actnorm)
     # the actnorm of the first step standardises the first training batch at init
     x = jnp.asarray(batch["x"])
-    params = fresh["flow"][0]
+    params = jax.tree.map(lambda a: a[0], fresh["flow"][0])
     out = x * jnp.exp(params["log_scale"]) + params["bias"]
     np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(out.std(0), 1.0, atol=1e-4)
