@@ -32,6 +32,12 @@ from kexue_jax.diffusion.posterior import (
     q_posterior,
     q_sample,
 )
+from kexue_jax.diffusion.sample_quality import (
+    apply_in_batches,
+    classifier_frechet_distance,
+    conditional_accuracy,
+    quantize_pixels,
+)
 from kexue_jax.diffusion.samplers import (
     SAMPLERS,
     ModelFns,
@@ -84,9 +90,12 @@ __all__ = [
     "ReverseSDE",
     "Sampler",
     "SubVPSDE",
+    "apply_in_batches",
+    "classifier_frechet_distance",
     "classifier_free_eps",
     "classifier_guided_eps",
     "classifier_guided_score",
+    "conditional_accuracy",
     "cosine_schedule",
     "ddim_decode",
     "ddim_encode",
@@ -123,6 +132,7 @@ __all__ = [
     "probability_flow",
     "q_posterior",
     "q_sample",
+    "quantize_pixels",
     "respace",
     "respaced_timesteps",
     "reverse_sde",

@@ -1,5 +1,6 @@
 """Flax NNX building blocks shared by the model families, and the module <-> pure-pytree bridge."""
 
+from kexue_jax.nn.classifier import Classifier
 from kexue_jax.nn.conv import ConvDecoder, ConvEncoder
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.nn.mlp import MLP
@@ -9,6 +10,7 @@ from kexue_jax.nn.unet import UNet, UNetConfig, timestep_embedding
 
 __all__ = [
     "MLP",
+    "Classifier",
     "ConvDecoder",
     "ConvEncoder",
     "TimeMLP",

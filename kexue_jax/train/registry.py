@@ -15,6 +15,7 @@ _BUILDERS: dict[str, str | TaskBuilder] = {
     "vae": "kexue_jax.latent.vae_model:make_vae_task",
     "flow": "kexue_jax.flows.flow_model:make_flow_task",
     "diffusion": "kexue_jax.diffusion.diffusion_model:make_diffusion_task",
+    "classifier": "kexue_jax.diffusion.classifier_model:make_classifier_task",
     "lm": "kexue_jax.attention.lm_model:make_lm_task",
 }
 
