@@ -52,7 +52,7 @@ DIM = 2
 def ours_flow(args):
     return coupling_flow_2d(depth=args.depth, hidden=args.hidden, mlp_depth=args.mlp_depth,
                             coupling="affine", scale="exp", use_actnorm=False,
-                            permutation="reverse")
+                            permutation="reverse", unroll=args.unroll)
 
 
 def ours_loss(flow, params, x):
@@ -104,9 +104,11 @@ def distrax_loss(cparams, x):
     return -jnp.mean(distrax_flow(cparams).log_prob(x))
 
 
-def to_distrax_params(ours_params):
-    """Our chain's params are ``((), {"st": cparams}) * depth``; distrax takes the cparams list."""
-    return [p["st"] for p in ours_params if isinstance(p, dict)]
+def to_distrax_params(ours_params, depth: int):
+    """Our step's params are ``[(), {"st": cparams}]`` stacked over ``depth`` (a scanned ``repeat``);
+    distrax takes the list of per-coupling cparams."""
+    stacked = next(p["st"] for p in ours_params if isinstance(p, dict))
+    return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(depth)]
 
 
 # --- timing -------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def compiled_cost(step, *args) -> dict[str, float]:
             if k in analysis}
 
 
-def check_same_function(flow, params, x, key) -> dict[str, float]:
+def check_same_function(flow, params, x, key, depth: int) -> dict[str, float]:
     """Log-likelihoods and gradients of both sides at a random non-identity point."""
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
@@ -161,9 +163,9 @@ def check_same_function(flow, params, x, key) -> dict[str, float]:
     ])
     z, log_det = flow.forward(noisy, x)
     ll_ours = standard_normal_log_prob(z) + log_det
-    ll_theirs = distrax_flow(to_distrax_params(noisy)).log_prob(x)
-    g_ours = to_distrax_params(jax.grad(partial(ours_loss, flow))(noisy, x))
-    g_theirs = jax.grad(distrax_loss)(to_distrax_params(noisy), x)
+    ll_theirs = distrax_flow(to_distrax_params(noisy, depth)).log_prob(x)
+    g_ours = to_distrax_params(jax.grad(partial(ours_loss, flow))(noisy, x), depth)
+    g_theirs = jax.grad(distrax_loss)(to_distrax_params(noisy, depth), x)
     ll_diff = float(jnp.max(jnp.abs(ll_ours - ll_theirs)))
     g_diff = max(float(jnp.max(jnp.abs(a - b)))
                  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs), strict=True))
@@ -185,6 +187,8 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=8)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--mlp-depth", type=int, default=2)
+    p.add_argument("--unroll", action="store_true",
+                   help="compile our depth steps separately (as distrax's Chain does) instead of scanning one")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--steps", type=int, default=50, help="steps per timed repeat")
     p.add_argument("--repeats", type=int, default=20)
@@ -198,11 +202,11 @@ def main() -> None:
     batches = list(jax.block_until_ready(batches))
     flow = ours_flow(args)
     params = flow.init(k_init, batches[0])
-    checks = check_same_function(flow, params, batches[0], k_check)
+    checks = check_same_function(flow, params, batches[0], k_check, args.depth)
 
     opt = optax.adam(args.lr)
     ours = Trainer(partial(ours_loss, flow), params, opt, batches)
-    theirs = Trainer(distrax_loss, to_distrax_params(params), opt, batches)
+    theirs = Trainer(distrax_loss, to_distrax_params(params, args.depth), opt, batches)
     n_ours, n_theirs = count(ours.params), count(theirs.params)
     assert n_ours == n_theirs, (n_ours, n_theirs)
 
@@ -227,7 +231,7 @@ def main() -> None:
     result = {
         "config": {"density": "moons", "batch_size": args.batch_size, "depth": args.depth,
                    "hidden": args.hidden, "mlp_depth": args.mlp_depth, "coupling": "affine",
-                   "scale": "exp", "permutation": "reverse", "optimizer": f"adam({args.lr})",
+                   "scale": "exp", "permutation": "reverse", "unroll": args.unroll, "optimizer": f"adam({args.lr})",
                    "steps_per_repeat": args.steps, "repeats": args.repeats,
                    "warmup_repeats": args.warmup},
         "distrax_version": distrax.__version__,
