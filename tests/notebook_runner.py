@@ -36,3 +36,13 @@ def run_toy_notebook(name: str, tmp_path: Path, monkeypatch) -> list[dict]:
     )
     client.execute()  # raises CellExecutionError on any failing cell
     return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
+
+def toy_notebook_summary(name: str, tmp_path: Path, monkeypatch) -> tuple[int, str]:
+    """Run ``notebooks/<name>`` in toy mode, check it printed no error, return (figures, printed text)."""
+    outputs = run_toy_notebook(name, tmp_path, monkeypatch)
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+    figures = sum("image/png" in o.get("data", {}) for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return figures, text

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.notebook_runner import run_toy_notebook
+from tests.notebook_runner import toy_notebook_summary
 
 
 @pytest.mark.slow
 def test_diffusion_notebook_runs_in_toy_mode(tmp_path, monkeypatch):
-    outputs = run_toy_notebook("diffusion.ipynb", tmp_path, monkeypatch)
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(pngs) >= 7, (
+    pngs, text = toy_notebook_summary("diffusion.ipynb", tmp_path, monkeypatch)
+    assert pngs >= 7, (
         "expected the demolition row, the training curve, the building row, the trajectories, the "
-        f"samples per sampler, the DDIM latents and the guidance grid, got {len(pngs)}"
+        f"samples per sampler, the DDIM latents and the guidance grid, got {pngs}"
     )
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "toy=True" in text and "given the null label" in text
     assert "sliced W2(reverse x_t, forward x_t)" in text
     # every sampler of the table is scored against true samples and the true-vs-true floor

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.notebook_runner import run_toy_notebook
+from tests.notebook_runner import toy_notebook_summary
 
 
 @pytest.mark.slow
 def test_vae_notebook_runs_in_toy_mode(tmp_path, monkeypatch):
-    outputs = run_toy_notebook("vae.ipynb", tmp_path, monkeypatch)
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(pngs) >= 4, f"expected the loss curve, three image grids and the norm plot, got {len(pngs)}"
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    pngs, text = toy_notebook_summary("vae.ipynb", tmp_path, monkeypatch)
+    assert pngs >= 4, f"expected the loss curve, three image grids and the norm plot, got {pngs}"
     assert "toy=True" in text and "held-out ELBO" in text and "bits/dim" in text

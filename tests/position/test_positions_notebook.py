@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.notebook_runner import run_toy_notebook
+from tests.notebook_runner import toy_notebook_summary
 
 
 @pytest.mark.slow
 def test_positions_notebook_runs_in_toy_mode(tmp_path, monkeypatch):
-    outputs = run_toy_notebook("positions.ipynb", tmp_path, monkeypatch)
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(pngs) >= 5, (
+    pngs, text = toy_notebook_summary("positions.ipynb", tmp_path, monkeypatch)
+    assert pngs >= 5, (
         f"expected the digit panels, the frequency ratios, the decay curves, the ReRoPE position "
-        f"matrices and the attention maps, got {len(pngs)}"
+        f"matrices and the attention maps, got {pngs}"
     )
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "toy=True" in text and "beta = 10000^(2/d) = 1.154782" in text
     # PI, NTK-aware and NTK-fixed/mixed divide the lowest frequency by exactly k = 8.
     for name in ("linear", "ntk_aware", "ntk_fixed", "ntk_mixed"):
