@@ -7,10 +7,15 @@ Issue 5's GPU targets (measure on a lent H100/H200; the CPU run only checks the 
   (cuDNN on GPU) on the same q, k, v in the same run;
 * RoPE applied to q and k alone at least 80% of the elementwise bandwidth ceiling, measured here as
   a fused elementwise op that reads and writes the same bytes (``x * c + y * c``);
-* ReRoPE (two logit matrices, XLA) as a fraction of fused attention (the issue quotes about 0.26x;
-  the goal of a future Pallas kernel is 0.5x).
+* ReRoPE and Leaky ReRoPE as a fraction of fused attention, both as two logit matrices through XLA
+  (the issue quotes about 0.26x) and through the fused Pallas kernel
+  (:func:`kexue_jax.attention.rerope_flash_attention`; goal 0.5x), window $T/8$ (512 at 4096), with
+  XLA's temporary memory of each compiled step (``temp_bytes``: the two-matrix path holds
+  $T \\times T$ logits, the kernel only $O(T)$ statistics); ``--sweep`` also times the kernel's
+  tilings on GPU.
 
     python -m benchmarks.attention_positions                 # GPU: B8 T4096 H16 D128 bf16
+    python -m benchmarks.attention_positions --sweep         # GPU, plus the kernel's tilings
     python -m benchmarks.attention_positions --small         # CPU smoke: B1 T256 H2 D64 f32
 
 Ratios above 1 mean the scheme is *faster* than the reference (``ref_time / time``).
@@ -25,16 +30,28 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.harness import time_fn, write_result
-from kexue_jax.attention import PositionScheme, positional_attention
+from kexue_jax.attention import PositionScheme, positional_attention, rerope_flash_attention
 from kexue_jax.position import apply_rope, rope_inv_freq
 
-SCHEMES = {
-    "rope": PositionScheme(),
-    "ntk_aware_k8": PositionScheme(rope="ntk_aware", rope_scale=8.0),
-    "ntk_mixed_k8": PositionScheme(rope="ntk_mixed", rope_scale=8.0),
-    "rope_logn": PositionScheme(logn=True, training_length=512),
-    "rerope_w512_logn": PositionScheme(rerope_window=512, logn=True, training_length=512),
-}
+def schemes(window: int) -> dict[str, PositionScheme]:
+    """The timed schemes; ReRoPE's window is ``window`` (512 at T = 4096, as in bojone/rerope)."""
+    rerope = dict(rerope_window=window, logn=True, training_length=512)
+    leaky = dict(rerope_window=window, leaky_scale=16.0, training_length=512)
+    return {
+        "rope": PositionScheme(),
+        "ntk_aware_k8": PositionScheme(rope="ntk_aware", rope_scale=8.0),
+        "ntk_mixed_k8": PositionScheme(rope="ntk_mixed", rope_scale=8.0),
+        "rope_logn": PositionScheme(logn=True, training_length=512),
+        f"rerope_w{window}_logn": PositionScheme(**rerope),
+        f"rerope_w{window}_logn_pallas": PositionScheme(**rerope, rerope_kernel="pallas"),
+        f"leaky_rerope_w{window}_k16": PositionScheme(**leaky),
+        f"leaky_rerope_w{window}_k16_pallas": PositionScheme(**leaky, rerope_kernel="pallas"),
+    }
+
+
+# (block_q, block_k, num_warps, num_stages) tried by --sweep for the fused ReRoPE kernel on GPU.
+SWEEP = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 4, 2), (128, 64, 8, 2), (64, 128, 4, 2),
+         (128, 128, 8, 2), (128, 32, 4, 3), (64, 32, 4, 3)]
 
 
 def _fwd_bwd(attend):
@@ -46,10 +63,17 @@ def _fwd_bwd(attend):
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
 
+def _temp_bytes(step, *args) -> int | None:
+    """XLA's temporary buffer size of the compiled step (the T x T logits show up here)."""
+    analysis = step.lower(*args).compile().memory_analysis()
+    return None if analysis is None else int(analysis.temp_size_in_bytes)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", action="store_true", help="CPU-sized smoke run")
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--sweep", action="store_true", help="also time the fused ReRoPE kernel's tilings (GPU)")
     args = p.parse_args(argv)
     on_gpu = jax.default_backend() == "gpu"
     if args.small:
@@ -67,11 +91,26 @@ def main(argv=None) -> int:
     fused = _fwd_bwd(functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation=impl))
     ref = time_fn(lambda: fused(q, k, v), repeats=args.repeats)
     rows = {"fused_attention_alone": {**ref, "tflops": flops / ref["median_s"] / 1e12, "implementation": impl}}
-    for name, scheme in SCHEMES.items():
+    rows["fused_attention_alone"]["temp_bytes"] = _temp_bytes(fused, q, k, v)
+    window = t // 8
+    for name, scheme in schemes(window).items():
         step = _fwd_bwd(functools.partial(positional_attention, scheme=scheme))
         r = time_fn(lambda step=step: step(q, k, v), repeats=args.repeats)
         rows[name] = {**r, "ratio_vs_fused": ref["median_s"] / r["median_s"],
-                      "tflops": flops / r["median_s"] / 1e12}
+                      "tflops": flops / r["median_s"] / 1e12, "temp_bytes": _temp_bytes(step, q, k, v)}
+    if args.sweep and on_gpu:
+        inv = rope_inv_freq(d)
+        for bq, bk, warps, stages in SWEEP:
+            step = _fwd_bwd(functools.partial(
+                rerope_flash_attention, inv_freq=inv, window=window, block_q=bq, block_k=bk,
+                num_warps=warps, num_stages=stages))
+            try:
+                r = time_fn(lambda step=step: step(q, k, v), repeats=args.repeats)
+            except Exception as err:  # a tiling Triton cannot compile (shared memory) is recorded
+                rows[f"rerope_pallas_b{bq}x{bk}_w{warps}_s{stages}"] = {"error": str(err)[:300]}
+                continue
+            rows[f"rerope_pallas_b{bq}x{bk}_w{warps}_s{stages}"] = {
+                **r, "ratio_vs_fused": ref["median_s"] / r["median_s"], "tflops": flops / r["median_s"] / 1e12}
 
     inv = rope_inv_freq(d)
     rope_qk = jax.jit(lambda q, k: (apply_rope(q, None, inv), apply_rope(k, None, inv)))
@@ -89,7 +128,10 @@ def main(argv=None) -> int:
     for name, row in rows.items():
         extra = {k: round(v, 3) for k, v in row.items() if k in ("ratio_vs_fused", "tflops", "gb_per_s",
                                                                  "fraction_of_elementwise_ceiling")}
-        print(f"{name:24s} {1e3 * row['median_s']:9.3f} ms  {extra}")
+        if "error" in row:
+            print(f"{name:34s} failed: {row['error'][:80]}")
+            continue
+        print(f"{name:34s} {1e3 * row['median_s']:9.3f} ms  {extra}")
     print(f"written {path}")
     return 0
 

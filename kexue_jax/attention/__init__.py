@@ -1,7 +1,8 @@
 """Attention: softmax (dispatching to ``jax.nn.dot_product_attention``), masks, linear, sparse,
 Synthesizer, GAU/FLASH, the fixes for the relative-position defect of kexue.fm 9105, causal
 attention under a :class:`PositionScheme` with KV caches (:mod:`~kexue_jax.attention.positional`),
-and Su's length-extrapolation protocol (:mod:`~kexue_jax.attention.extrapolation`).
+Su's length-extrapolation protocol (:mod:`~kexue_jax.attention.extrapolation`), and a fused
+flash-style Pallas kernel for ReRoPE / Leaky ReRoPE (:mod:`~kexue_jax.attention.rerope_flash`).
 
 Every function is pure, takes ``[batch, seq, heads, head_dim]`` arrays, computes its softmax or
 normaliser in float32 and returns the value dtype. ``ATTENTIONS`` / ``PARAMETRIC_ATTENTIONS`` list
@@ -70,6 +71,7 @@ from kexue_jax.attention.relative_defect import (
     toeplitz,
     toeplitz_gated_attention,
 )
+from kexue_jax.attention.rerope_flash import rerope_flash_attention
 from kexue_jax.attention.sparse import sparse_attention, sparse_mask
 from kexue_jax.attention.synthesizer import (
     dense_synthesizer_logits,
@@ -135,6 +137,7 @@ __all__ = [
     "reference_attention",
     "register_attention",
     "relu2_attention",
+    "rerope_flash_attention",
     "select_implementation",
     "sparse_attention",
     "sparse_mask",

@@ -41,6 +41,7 @@ from kexue_jax._src.checks import check_floating, check_in, check_positive, chec
 from kexue_jax._src.typing import Array, ArrayLike, Float
 from kexue_jax.attention._validate import check_qkv, repeat_kv_heads
 from kexue_jax.attention.dot_product import attention_from_logits, dot_product_attention
+from kexue_jax.attention.rerope_flash import rerope_flash_attention
 from kexue_jax.position import frequencies as F
 from kexue_jax.position.alibi import alibi_bias
 from kexue_jax.position.logn import logn_scale
@@ -50,6 +51,7 @@ from kexue_jax.position.rope import apply_rope
 from kexue_jax.position.t5 import t5_bias
 
 BIASES = ("alibi", "t5")
+REROPE_KERNELS = ("xla", "pallas")
 T5_MAX_DISTANCE = 128
 
 
@@ -73,6 +75,10 @@ class PositionScheme:
             (``None``: off). Needs ``rope``.
         leaky_scale: Leaky ReRoPE's $k$: $r \\ge w$ maps to $w + (r - w)/k$. Needs
             ``rerope_window``.
+        rerope_kernel: how whole sequences are attended under ReRoPE: ``"xla"`` (two logit
+            matrices merged by the window, Su's form) or ``"pallas"``
+            (:func:`~kexue_jax.attention.rerope_flash_attention`: fused, $O(T)$ memory; no
+            ``bias``, no ``local_window``). Decoding one token uses the single-matrix path either way.
         local_window: query $m$ sees keys $m - w < n \\le m$ (``None``: all earlier keys).
         bias: ``None``, ``"alibi"`` ($-\\lambda_h (m - n)$) or ``"t5"`` (learned bucketed scalars;
             the model owns the ``[num_buckets, heads]`` table).
@@ -94,6 +100,7 @@ class PositionScheme:
     logn_clip: bool = True
     rerope_window: int | None = None
     leaky_scale: float | None = None
+    rerope_kernel: str = "xla"
     local_window: int | None = None
     bias: str | None = None
     t5_buckets: int = 32
@@ -117,6 +124,12 @@ class PositionScheme:
             check_positive("local_window", self.local_window)
         if self.bias is not None:
             check_in("bias", self.bias, BIASES)
+        check_in("rerope_kernel", self.rerope_kernel, REROPE_KERNELS)
+        if self.rerope_kernel == "pallas" and (self.bias is not None or self.local_window is not None):
+            raise ValueError(
+                "rerope_kernel: the fused ReRoPE kernel takes no additive bias or local window; got "
+                f"bias={self.bias!r}, local_window={self.local_window!r} (use rerope_kernel='xla')"
+            )
         check_positive("t5_buckets", self.t5_buckets)
 
     @property
@@ -259,6 +272,9 @@ def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len, ful
     inv_freq, factor = scheme.encoding(d, seq_len)
     if scheme.rerope_window is not None:
         kh = repeat_kv_heads(k, h)
+        if full and scheme.rerope_kernel == "pallas":
+            return rerope_flash_attention(q, k, v, inv_freq, window=scheme.rerope_window,
+                                          scale=scheme.leaky_scale, causal=True)
         if q.shape[1] == 1:
             logits = rerope_decode_logits(
                 q, kh, inv_freq, q_position=q_positions[0], k_positions=k_positions,
