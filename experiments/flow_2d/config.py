@@ -16,7 +16,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.task = "flow"
     c.seed = 0
     c.data = ml_collections.ConfigDict(
-        dict(name="moons", split="train", eval_split="test", batch_size=512, eval_batch_size=5000, data_dir="")
+        dict(name="moons", split="train", eval_split="test", batch_size=512, eval_batch_size=5000, data_dir="",
+             # the size of the fixed training sample (the test split keeps its 10,000)
+             train_kwargs=dict(num_examples=50_000))
     )
     c.model = ml_collections.ConfigDict(
         dict(

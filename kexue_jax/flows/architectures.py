@@ -42,7 +42,14 @@ from kexue_jax.flows.reshape import reshape
 from kexue_jax.flows.scale import scale
 from kexue_jax.flows.squeeze import squeeze
 
-PERMUTATIONS = {"reverse": reverse, "shuffle": shuffle, "conv1x1": conv1x1, "conv1x1_lu": conv1x1_lu}
+PERMUTATIONS = {
+    "reverse": reverse,
+    "shuffle": shuffle,
+    "conv1x1": conv1x1,
+    "conv1x1_lu": conv1x1_lu,
+    # Glow's LU mixing started at RealNVP's reverse permutation instead of a random rotation.
+    "conv1x1_lu_reverse": lambda: conv1x1_lu(init="reverse"),
+}
 COUPLINGS = ("additive", "affine")
 
 
@@ -182,7 +189,8 @@ def coupling_flow_2d(
         coupling: ``"affine"`` or ``"additive"``.
         scale: the affine scale, ``"exp"`` or ``"sigmoid"``.
         use_actnorm: start each step with actnorm.
-        permutation: ``"reverse"``, ``"shuffle"``, ``"conv1x1"`` or ``"conv1x1_lu"``.
+        permutation: ``"reverse"``, ``"shuffle"``, ``"conv1x1"``, ``"conv1x1_lu"`` or
+            ``"conv1x1_lu_reverse"`` (LU mixing initialised at the reversal).
         unroll: compile the ``depth`` steps separately instead of scanning one.
     """
     _positive("depth", depth)

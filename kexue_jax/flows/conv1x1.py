@@ -9,7 +9,9 @@ invertible linear map.
 * :func:`conv1x1_lu`: $W = P L (U + \\mathrm{diag}(\\mathrm{sign} \\cdot e^{\\log|s|}))$ with $P$ a
   fixed permutation, $L$ unit lower-triangular and $U$ strictly upper-triangular, so
   $\\log|\\det W| = \\sum_c \\log|s_c|$ in $O(c)$ and $W$ is invertible for *any* parameter values.
-  Initialised from a random orthogonal matrix through :func:`jax.scipy.linalg.lu` (at init only).
+  Initialised from a random orthogonal matrix through :func:`jax.scipy.linalg.lu` (at init only),
+  as Glow does, or (``init="reverse"``) at the channel reversal $P = J$, $L = U = I$: the step then
+  starts as RealNVP's fixed reverse permutation and learns any mixing from there.
   $P$ (stored as a float32 vector ``p_order``, rows $= \\mathrm{argsort}(\\text{p\\_order})$) and
   ``sign`` (used through its sign) are stored in params but get no gradient, as Glow keeps them
   fixed; any real values decode to a valid permutation and signs, so $W$ stays invertible and the
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
+from kexue_jax._src.checks import check_in
 from kexue_jax._src.numerics import to_f32
 from kexue_jax._src.typing import Array, PRNGKey
 from kexue_jax.flows._validate import check_channels, check_input, spatial_size
@@ -81,16 +84,26 @@ def lu_weight(params: dict) -> Array:
     return (lower @ upper)[rows]
 
 
-def conv1x1_lu() -> Bijector:
+LU_INITS = ("orthogonal", "reverse")
+
+
+def conv1x1_lu(init: str = "orthogonal") -> Bijector:
     """The LU-decomposed invertible 1×1 convolution.
 
     Params: ``p_order`` (the fixed permutation, ``[c]``), ``l`` (strictly lower part used),
     ``u`` (strictly upper part used), ``sign`` (fixed, ``[c]``) and ``log_abs_s`` (``[c]``).
+
+    Args:
+        init: ``"orthogonal"`` (Glow: LU of a random rotation) or ``"reverse"`` ($W$ starts as the
+            channel reversal, the fixed permutation of RealNVP, with $L = U = I$).
     """
+    check_in("init", init, LU_INITS)
+    init_kind = init
 
     def init(key: PRNGKey, example_x: Array) -> dict:
         check_input("x", example_x)
-        w0 = random_orthogonal(key, example_x.shape[-1])
+        c = example_x.shape[-1]
+        w0 = random_orthogonal(key, c) if init_kind == "orthogonal" else jnp.eye(c, dtype=jnp.float32)[::-1]
         p, lower, upper = jax.scipy.linalg.lu(w0)
         s = jnp.diag(upper)
         return {
@@ -119,4 +132,4 @@ def conv1x1_lu() -> Bijector:
     return Bijector(init, forward, inverse, name="conv1x1_lu")
 
 
-__all__ = ["conv1x1", "conv1x1_lu", "lu_weight", "random_orthogonal"]
+__all__ = ["LU_INITS", "conv1x1", "conv1x1_lu", "lu_weight", "random_orthogonal"]

@@ -127,8 +127,11 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path, *, mesh: Mesh 
     config = with_defaults(copy.deepcopy(config))
     mesh = mesh or make_mesh(config.train.num_devices or None)
     check_batch_size("data.batch_size", config.data.batch_size, mesh)
+    # data.kwargs go to both loads; data.train_kwargs to the training split only (e.g. a larger
+    # sample of a 2-D density for training, the same held-out sample for evaluation).
     dkw = dict(config.data.get("kwargs", {}) or {})
-    train_data = kdata.load(config.data.name, split=config.data.split, data_dir=config.data.get("data_dir") or None, **dkw)
+    train_kw = {**dkw, **dict(config.data.get("train_kwargs", {}) or {})}
+    train_data = kdata.load(config.data.name, split=config.data.split, data_dir=config.data.get("data_dir") or None, **train_kw)
     eval_split = config.data.get("eval_split")
     eval_data = (
         kdata.load(config.data.name, split=eval_split, data_dir=config.data.get("data_dir") or None, **dkw)

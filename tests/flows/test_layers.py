@@ -202,6 +202,24 @@ def test_lu_conv_stays_invertible_and_log_det_matches_slogdet_after_update(seed)
     np.testing.assert_allclose(float(logabs), float(jnp.sum(params["log_abs_s"])), atol=1e-4)
 
 
+def test_lu_conv_reverse_init_is_the_reversal_and_learns_from_there():
+    bij = conv1x1_lu(init="reverse")
+    x = _x(0, (2, 3, 3, 4))
+    params = bij.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(np.asarray(lu_weight(params)), np.eye(4)[::-1])
+    y, ld = bij.forward(params, x)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(x[..., ::-1]))
+    np.testing.assert_array_equal(np.asarray(ld), 0.0)
+    params = _perturb(params, jax.random.key(1), 0.5)  # any update keeps W invertible, log-det exact
+    w = lu_weight(params)
+    _, ld = bij.forward(params, x)
+    np.testing.assert_allclose(np.asarray(ld), 9 * float(jnp.linalg.slogdet(w)[1]), rtol=1e-4, atol=1e-4)
+    xr, _ = bij.inverse(params, bij.forward(params, x)[0])
+    np.testing.assert_allclose(np.asarray(xr), np.asarray(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="init"):
+        conv1x1_lu(init="identity")
+
+
 def test_plain_conv1x1_log_det_is_hw_slogdet():
     bij = conv1x1()
     x = _x(shape=(2, 3, 5, 3))
