@@ -79,6 +79,11 @@ def _t_dot(a: Array, b: Array) -> Array:
     return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
 
 
+def _int_window(cfg: _Config) -> int:
+    """$\\lceil w \\rceil$: for integer relative positions, $r < w$ iff $r < \\lceil w \\rceil$."""
+    return int(math.ceil(cfg.window))
+
+
 def _key_block_ranges(q0, cfg: _Config):
     """For the query block starting at ``q0``: key-block bounds ``far_end ≤ near_start ≤ end``.
 
@@ -87,11 +92,12 @@ def _key_block_ranges(q0, cfg: _Config):
     below $w$ (near product only); ``end`` stops at the diagonal when causal.
     """
     bq, bk, nk = cfg.block_q, cfg.block_k, cfg.padded_len // cfg.block_k
-    w = int(math.ceil(cfg.window))  # integer positions: r >= w  <=>  r >= ceil(w)
-    end = jnp.minimum(nk, (q0 + bq + bk - 1) // bk) if cfg.causal else nk
-    far_end = jnp.minimum(jnp.maximum(q0 - w + 1, 0) // bk, end)
+    w = _int_window(cfg)
+    # Divisions of non-negative ints only (lax.div truncates; Triton lowers it directly).
+    end = jnp.minimum(nk, jax.lax.div(q0 + bq + bk - 1, bk)) if cfg.causal else nk
+    far_end = jnp.minimum(jax.lax.div(jnp.maximum(q0 - w + 1, 0), bk), end)
     last = q0 + bq - 1 - w  # the largest key position that is still far for some row
-    near_start = jnp.where(last < 0, 0, last // bk + 1)
+    near_start = jnp.where(last < 0, 0, jax.lax.div(jnp.maximum(last, 0), bk) + 1)
     near_start = jnp.clip(near_start, far_end, end)
     return far_end, near_start, end
 
@@ -104,10 +110,10 @@ def _query_block_ranges(k0, cfg: _Config):
     skips the query blocks wholly before the key block when causal.
     """
     bq, bk, nq = cfg.block_q, cfg.block_k, cfg.padded_len // cfg.block_q
-    w = int(math.ceil(cfg.window))
-    start = k0 // bq if cfg.causal else 0
-    near_end = jnp.clip((jnp.maximum(w + k0 - bq + 1, 0) + bq - 1) // bq, start, nq)
-    far_start = jnp.clip((w + k0 + bk - 1 + bq - 1) // bq, near_end, nq)
+    w = _int_window(cfg)
+    start = jax.lax.div(k0, bq) if cfg.causal else 0
+    near_end = jnp.clip(jax.lax.div(jnp.maximum(w + k0 - bq + 1, 0) + bq - 1, bq), start, nq)
+    far_start = jnp.clip(jax.lax.div(w + k0 + bk - 1 + bq - 1, bq), near_end, nq)
     return start, near_end, far_start, nq
 
 
@@ -116,7 +122,7 @@ def _scores(mode, q1, q2, k1, k2, q0, k0, cfg: _Config):
     rel = (q0 + jax.lax.broadcasted_iota(jnp.int32, (cfg.block_q, cfg.block_k), 0)) - (
         k0 + jax.lax.broadcasted_iota(jnp.int32, (cfg.block_q, cfg.block_k), 1)
     )
-    near = rel < cfg.window
+    near = rel < _int_window(cfg)
     if mode == _NEAR:
         s = _dot_t(q1, k1)
     elif mode == _FAR:
@@ -424,6 +430,12 @@ def rerope_flash_attention(
         check_positive("scale", scale)
     t, d = dims["tq"], dims["d"]
     bq, bk = _block(block_q, t, "block_q"), _block(block_k, t, "block_k")
+    interpret = (jax.default_backend() != "gpu") if interpret is None else bool(interpret)
+    if not interpret:
+        for name, n in (("q", d), ("v", dims["dv"])):
+            if n & (n - 1) or n < 16:
+                raise ValueError(f"{name}: the compiled (Triton) kernel needs a head dim that is a power "
+                                 f"of two >= 16, got {n} (shape {(q if name == 'q' else v).shape})")
     tile = max(bq, bk)
     cfg = _Config(
         window=float(window),
@@ -434,7 +446,7 @@ def rerope_flash_attention(
         block_q=bq,
         block_k=bk,
         group=dims["h"] // dims["hk"],
-        interpret=(jax.default_backend() != "gpu") if interpret is None else bool(interpret),
+        interpret=interpret,
         num_warps=num_warps,
         num_stages=num_stages,
     )

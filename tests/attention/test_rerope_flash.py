@@ -182,3 +182,9 @@ def test_position_scheme_pallas_kernel_equals_the_two_matrix_path():
         PositionScheme(rerope_kernel="pallas", rerope_window=16, bias="alibi")
     with pytest.raises(ValueError, match="rerope_kernel"):
         PositionScheme(rerope_kernel="triton", rerope_window=16)
+
+
+def test_compiled_kernel_rejects_head_dims_triton_cannot_tile():
+    q, k, v, _ = normals(5, (1, 16, 1, 12), (1, 16, 1, 12), (1, 16, 1, 12), (1,))
+    with pytest.raises(ValueError, match="q: the compiled"):
+        rerope_flash_attention(q, k, v, rope_inv_freq(12), window=4, interpret=False)
