@@ -6,6 +6,13 @@ evaluated by sliced-W2 / MMD of samples and by the probability-flow ODE NLL agai
     kexue-jax train ddpm-2d model.process=vp                         # VP SDE, Euler-Maruyama sampler
     kexue-jax train ddpm-2d model.schedule=su                        # Su's beta_t = 0.02 t / T
 
+Class-conditional with classifier-free guidance (kexue.fm 9257; Ho & Salimans 2022): the label of a
+point is its angular sector (for eight_gaussians, the nearest component), labels are dropped to the
+null label with probability ``cfg_dropout``, and ``figure_guidance`` draws one histogram per weight:
+
+    kexue-jax train ddpm-2d data.name=eight_gaussians model.num_classes=8 model.cfg_dropout=0.2 \\
+        model.figure_guidance="(0.0, 1.0, 3.0)"
+
 Smoke: ``--smoke`` (seconds).
 """
 
@@ -34,6 +41,12 @@ def get_config() -> ml_collections.ConfigDict:
             "likelihood_eps": 1e-3,
             "eval_points": 1000,  # of each 2000-point eval batch; the other 1000 give the sw_ref/mmd_ref floor
             "plot_range": 4.0,
+            # class-conditional (CFG) when num_classes is set; None: unconditional
+            "num_classes": None,
+            "labels": "angular_sector",  # the 2-D densities carry no labels
+            "cfg_dropout": 0.1,
+            "guidance": 0.0,  # w of the evaluation samples (given the data's labels) and of the sample histogram
+            "figure_guidance": (),
         }
     )
     c.optim = ml_collections.ConfigDict(

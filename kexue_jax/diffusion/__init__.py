@@ -10,6 +10,7 @@ References:
 from kexue_jax.diffusion.divergence import divergence_exact, divergence_hutchinson, sample_probes
 from kexue_jax.diffusion.gaussian import gaussian_eps_fn, gaussian_log_prob, gaussian_score_fn
 from kexue_jax.diffusion.guidance import (
+    check_labels,
     classifier_free_eps,
     classifier_guided_eps,
     classifier_guided_score,
@@ -91,6 +92,7 @@ __all__ = [
     "Sampler",
     "SubVPSDE",
     "apply_in_batches",
+    "check_labels",
     "classifier_frechet_distance",
     "classifier_free_eps",
     "classifier_guided_eps",

@@ -35,7 +35,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,16 +46,22 @@ from kexue_jax._src.checks import check_in, check_integer, check_positive, check
 from kexue_jax._src.numerics import mean_f32
 from kexue_jax._src.typing import Array, Batch, Float, Int, PRNGKey, PyTree
 from kexue_jax.diffusion._broadcast import per_example
-from kexue_jax.diffusion.diffusion_model import DiffusionConfig, _feature_shape, build_process
+from kexue_jax.diffusion.diffusion_model import DiffusionConfig, build_process
 from kexue_jax.diffusion.guidance import classifier_guided_eps, classifier_guided_score
 from kexue_jax.diffusion.posterior import marginal_coeffs
 from kexue_jax.diffusion.samplers.registry import ModelFns
+from kexue_jax.diffusion.task_data import (
+    LABEL_SOURCES,
+    angular_sector_labels,
+    batch_labels,
+    check_label_feature,
+    feature_shape,
+)
 from kexue_jax.nn.classifier import Classifier
 from kexue_jax.nn.functional import merge_module, split_module
 from kexue_jax.train.task import LossOutput, Task, config_dict
 
 NOISES = ("none", "forward")
-LABEL_SOURCES = ("data", "angular_sector")
 PROCESS_FIELDS = ("process", "schedule", "num_steps", "beta_min", "beta_max", "sigma_min", "sigma_max", "loss_eps")
 
 LogProbFn = Callable[[Array, Array, Array], Array]
@@ -143,27 +148,6 @@ def _process_config(spec: Any) -> DiffusionConfig:
         raise ValueError(f"diffusion: unknown keys {unknown}; expected fields of the forward process {PROCESS_FIELDS}")
     # sampler_steps only bounds the sampler, which a classifier does not have; 1 is valid for every T.
     return DiffusionConfig(**fields, sampler_steps=1)
-
-
-def angular_sector_labels(x: Float[Array, "b 2"], num_classes: int) -> Int[Array, " b"]:
-    """$k = \\mathrm{round}(K\\,\\mathrm{atan2}(x_2, x_1)/2\\pi) \\bmod K$: the sector of angle width $2\\pi/K$ centred on $2\\pi k/K$.
-
-    For ``eight_gaussians`` (centres at angles $k\\pi/4$ on one circle, equal isotropic
-    covariances) and $K = 8$ this is the component whose centre is nearest, i.e. the most probable
-    component $\\arg\\max_k p(k \\mid x)$; it differs from the component that drew $x$ for about 0.2%
-    of the points (the centres are $6.1\\sigma$ apart).
-
-    Args:
-        x: points ``[b, 2]``.
-        num_classes: $K$.
-
-    Returns:
-        int32 ``[b]`` in ``0..K-1``.
-    """
-    check_shape("x", x, (None, 2))
-    check_positive("num_classes", num_classes)
-    angle = jnp.arctan2(x[:, 1], x[:, 0])
-    return jnp.mod(jnp.round(angle * (num_classes / (2 * math.pi))), num_classes).astype(jnp.int32)
 
 
 def _shift(images: Array, max_shift: int, key: PRNGKey) -> Array:
@@ -359,21 +343,15 @@ def _split_config(model_config: Any, info: Any) -> tuple[ClassifierConfig, dict[
     if features and key is None:
         raise ValueError(f"info: a classifier needs an 'image' or an 'x' feature, got features {sorted(features)}")
     if key is not None:
-        shape = _feature_shape(features[key])
+        shape = feature_shape(features[key])
         if "event_shape" in kwargs and tuple(kwargs["event_shape"]) != shape:
             raise ValueError(f"model_config: event_shape {tuple(kwargs['event_shape'])} disagrees with the "
                              f"dataset's {shape}")
         kwargs["event_shape"] = shape
         if key == "image" and getattr(info, "num_bins", None) is not None:
             kwargs["num_bins"] = int(info.num_bins)
-        if kwargs.get("labels", "data") == "data":
-            if "label" not in features:
-                raise ValueError(f"info: labels='data' needs a 'label' feature, got features {sorted(features)}; "
-                                 f"2-D densities take labels='angular_sector'")
-            data_classes = getattr(info, "num_classes", None)
-            if data_classes is not None and int(data_classes) > int(kwargs.get("num_classes", 10)):
-                raise ValueError(f"num_classes: the dataset has {data_classes} classes, more than "
-                                 f"num_classes={kwargs.get('num_classes', 10)}")
+        check_label_feature(info, features, source=kwargs.get("labels", "data"),
+                            num_classes=kwargs.get("num_classes", ClassifierConfig.num_classes))
     return ClassifierConfig(**kwargs), options
 
 
@@ -434,11 +412,7 @@ def make_classifier_task(model_config: Mapping[str, Any] | Any = None, info: Any
         return v.astype(jnp.float32) * (2.0 / levels) - 1.0
 
     def labels(batch: Batch, x: Array) -> Array:
-        if config.labels == "angular_sector":
-            return angular_sector_labels(x, config.num_classes)
-        if "label" not in batch:
-            raise ValueError(f"batch: labels='data' needs a 'label' entry, got keys {sorted(batch)}")
-        return jnp.asarray(batch["label"], jnp.int32)
+        return batch_labels(batch, x, source=config.labels, num_classes=config.num_classes)
 
     def init(batch: Batch, *, key: PRNGKey) -> tuple[PyTree, PyTree]:
         labels(batch, inputs(batch))

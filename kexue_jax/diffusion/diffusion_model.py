@@ -21,11 +21,17 @@ so $q(x_t \\mid x_0)$ at $t = (i + 1)/T$ is exactly the schedule's. It gives a D
 probability-flow ODE (likelihood, ODE samplers) and the SDE samplers, with no retraining.
 
 Images (``network="unet"``, the DDPM UNet of :mod:`kexue_jax.nn.unet`): ``num_bins``-level pixels
-are scaled to $[-1, 1]$, the loss is averaged over pixels (Ho et al.), and with ``num_classes`` the
-model is class-conditional, trained with labels dropped to a null label with probability
-``cfg_dropout`` and sampled with classifier-free guidance of weight ``guidance``
-(kexue.fm 9257; Ho & Salimans 2022). Bits/dim of images come from the probability-flow ODE or,
-for DDPM, the variational bound (task option ``eval_bpd_examples``).
+are scaled to $[-1, 1]$ and the loss is averaged over pixels (Ho et al.). Bits/dim of images come
+from the probability-flow ODE or, for DDPM, the variational bound (task option
+``eval_bpd_examples``).
+
+With ``num_classes`` either network is class-conditional, $\\varepsilon_\\theta(x, t, y)$ with a
+learned label embedding of ``num_classes + 1`` rows (the last is the null label $\\varnothing$),
+trained with labels dropped to the null label with probability ``cfg_dropout`` and sampled with
+classifier-free guidance of weight ``guidance``,
+$\\tilde\\varepsilon = (1 + w)\\varepsilon_\\theta(x, t, y) - w\\,\\varepsilon_\\theta(x, t, \\varnothing)$
+(kexue.fm 9257; Ho & Salimans 2022). Images take their labels from the data; 2-D densities, which
+have none, from the angle (task option ``labels="angular_sector"``).
 
 Evaluation on 2-D data compares samples with the evaluation batch (:func:`sliced_wasserstein`
 and :func:`mmd`) and, for a density of :mod:`kexue_jax.data.densities`, the probability-flow ODE
@@ -61,7 +67,7 @@ from kexue_jax._src.numerics import mean_f32, to_f32
 from kexue_jax._src.typing import Array, Batch, Float, PRNGKey, PyTree
 from kexue_jax.data.densities import DENSITIES, log_density
 from kexue_jax.diffusion._broadcast import per_example
-from kexue_jax.diffusion.guidance import classifier_free_eps, drop_labels
+from kexue_jax.diffusion.guidance import check_labels, classifier_free_eps, drop_labels
 from kexue_jax.diffusion.likelihood import ode_bits_per_dim, ode_log_prob
 from kexue_jax.diffusion.losses import ddpm_loss, dsm_loss
 from kexue_jax.diffusion.samplers.registry import SAMPLERS, ModelFns
@@ -72,6 +78,12 @@ from kexue_jax.diffusion.schedules import (
     su_schedule,
 )
 from kexue_jax.diffusion.sde import SDE, VESDE, VPSDE, SubVPSDE
+from kexue_jax.diffusion.task_data import (
+    LABEL_SOURCES,
+    batch_labels,
+    check_label_feature,
+    feature_shape,
+)
 from kexue_jax.diffusion.vlb import elbo_bits_per_dim
 from kexue_jax.metrics.sample_distance import mmd, sliced_wasserstein
 from kexue_jax.nn.functional import merge_module, split_module
@@ -122,7 +134,7 @@ class DiffusionConfig:
             Stored as a ``UNetConfig`` whose ``num_classes`` is this config's ``num_classes``; a
             non-float32 ``dtype`` below overrides the UNet's.
         num_classes: ``None`` (unconditional) or the number of classes of a class-conditional
-            model $\\varepsilon_\\theta(x, t, y)$ (``"unet"`` only); label ``num_classes`` is the
+            model $\\varepsilon_\\theta(x, t, y)$ (either network); label ``num_classes`` is the
             null label $\\varnothing$ of classifier-free guidance.
         cfg_dropout: $p_{uncond}$, the probability that a training label is replaced by the null
             label (Ho & Salimans 2022: 0.1 or 0.2), so one network is both the conditional and the
@@ -179,9 +191,9 @@ class DiffusionConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.network == "mlp" and len(self.event_shape) != 1:
             raise ValueError(f"event_shape: network='mlp' needs vectors (d,), got {self.event_shape}")
-        if self.network == "mlp" and (self.unet is not None or self.num_classes is not None):
-            raise ValueError("unet, num_classes: only network='unet' takes a UNet or class labels, "
-                             f"got unet={self.unet!r}, num_classes={self.num_classes!r}")
+        if self.network == "mlp" and self.unet is not None:
+            raise ValueError(f"unet: only network='unet' takes a UNet, got unet={self.unet!r}")
+        self._check_conditioning()
         if self.network == "unet":
             self._check_image_config()
         if not self.hidden or any(h <= 0 for h in self.hidden):
@@ -204,12 +216,20 @@ class DiffusionConfig:
         if not 0.0 <= self.loss_eps < 1.0:
             raise ValueError(f"loss_eps: expected a value in [0, 1), got {self.loss_eps!r}")
 
+    def _check_conditioning(self) -> None:
+        if self.num_classes is not None:
+            if isinstance(self.num_classes, bool):
+                raise ValueError(f"num_classes: expected None or a positive int, got {self.num_classes!r}")
+            check_positive("num_classes", self.num_classes)
+            object.__setattr__(self, "num_classes", int(self.num_classes))
+        if not 0.0 <= self.cfg_dropout <= 1.0:
+            raise ValueError(f"cfg_dropout: expected a probability in [0, 1], got {self.cfg_dropout!r}")
+        object.__setattr__(self, "guidance", float(self.guidance))
+        object.__setattr__(self, "cfg_dropout", float(self.cfg_dropout))
+
     def _check_image_config(self) -> None:
         if len(self.event_shape) != 3 or any(d <= 0 for d in self.event_shape):
             raise ValueError(f"event_shape: network='unet' needs images (h, w, c), got {self.event_shape}")
-        if self.num_classes is not None:
-            check_positive("num_classes", self.num_classes)
-            object.__setattr__(self, "num_classes", int(self.num_classes))
         unet = _unet_config(self.unet, num_classes=self.num_classes, dtype=self.dtype)
         object.__setattr__(self, "unet", unet)
         h, w, _ = self.event_shape
@@ -220,13 +240,9 @@ class DiffusionConfig:
                 f"{unet.num_downsamplings} times, so they must be divisible by {factor}, got "
                 f"{self.event_shape}; shorten ch_mult or pad the images"
             )
-        if not 0.0 <= self.cfg_dropout <= 1.0:
-            raise ValueError(f"cfg_dropout: expected a probability in [0, 1], got {self.cfg_dropout!r}")
         if isinstance(self.num_bins, bool) or int(self.num_bins) < 2:
             raise ValueError(f"num_bins: expected an int >= 2, got {self.num_bins!r}")
         object.__setattr__(self, "num_bins", int(self.num_bins))
-        object.__setattr__(self, "guidance", float(self.guidance))
-        object.__setattr__(self, "cfg_dropout", float(self.cfg_dropout))
 
     @property
     def discrete(self) -> bool:
@@ -399,7 +415,7 @@ class DiffusionModel(nnx.Module):
         if config.network == "mlp":
             self.net = TimeMLP(config.event_shape[0], config.hidden, time_embedding=config.time_embedding,
                                embed_dim=config.embed_dim, zero_init_last=config.zero_init_last,
-                               dtype=jnp.dtype(config.dtype), rngs=rngs)
+                               num_classes=config.num_classes, dtype=jnp.dtype(config.dtype), rngs=rngs)
         elif config.network == "unet":
             h, w, c = config.event_shape
             self.net = UNet(config.unet, in_channels=c, image_size=(h, w), rngs=rngs)
@@ -417,6 +433,9 @@ class DiffusionModel(nnx.Module):
                 f"(num_classes = the null label), an unconditional one takes none; got "
                 f"{'none' if y is None else tuple(jnp.shape(y))} for x {tuple(x.shape)}"
             )
+        if y is not None:
+            # Before label dropout, which could hide a bad label behind the null label.
+            check_labels(y, batch_size=x.shape[0], null_label=self.config.num_classes)
 
     def eps(
         self,
@@ -432,13 +451,14 @@ class DiffusionModel(nnx.Module):
             x: ``[b, *event_shape]``.
             t: float32 ``[b]``.
             y: ``int [b]`` labels of a class-conditional model (``num_classes`` = null label).
-            key: the UNet's dropout key (training); ``None`` is deterministic.
+            key: the UNet's dropout key (training); ``None`` is deterministic. The MLP has no
+                dropout and ignores it.
         """
         self._check_labels(y, x)
         m, s = self.process[1].marginal_coeffs(t)
         x_in = x / per_example(jnp.sqrt(m * m + s * s), x)
         if self.config.network == "mlp":
-            return self.net(x_in, t)
+            return self.net(x_in, t) if y is None else self.net(x_in, t, y)
         c = self.config
         t_net = c.num_steps * t - 1.0 if c.discrete else 999.0 * t
         out = self.net(x_in, t_net, y, deterministic=key is None, key=key)
@@ -500,25 +520,27 @@ class DiffusionModel(nnx.Module):
         """Per-example $\\|\\varepsilon - \\varepsilon_\\theta\\|^2$: summed over dimensions for the MLP
         (Su's advice), averaged for the UNet (Ho et al.'s ``mean_flat``).
 
-        The UNet trains with dropout, and a class-conditional model with labels dropped to the
-        null label with probability ``cfg_dropout``
+        The UNet trains with dropout, and a class-conditional model (either network) with labels
+        dropped to the null label with probability ``cfg_dropout``
         (:func:`~kexue_jax.diffusion.guidance.drop_labels`).
         """
         schedule, sde = self.process
         c = self.config
         self._check_labels(y, x0)
         if c.network == "mlp":
-            if c.discrete:
-                return ddpm_loss(self.eps_discrete, schedule, x0, reduce="sum", key=key)
-            return dsm_loss(self.score, sde, x0, weighting="score_sde", eps=c.loss_eps, reduce="sum", key=key)
-        k_loss, k_drop, k_label = jax.random.split(key, 3)
+            # No dropout; an unconditional MLP keeps the whole key for the loss (as before labels).
+            reduce, k_drop = "sum", None
+            k_loss, k_label = jax.random.split(key) if y is not None else (key, None)
+        else:
+            reduce = "mean"
+            k_loss, k_drop, k_label = jax.random.split(key, 3)
         if y is not None:
             y = drop_labels(y, p_uncond=c.cfg_dropout, null_label=c.num_classes, key=k_label)
         if c.discrete:
             return ddpm_loss(lambda x, i: self.eps_discrete(x, i, y, key=k_drop), schedule, x0,
-                             reduce="mean", key=k_loss)
+                             reduce=reduce, key=k_loss)
         return dsm_loss(lambda x, t: self.score(x, t, y, key=k_drop), sde, x0, weighting="score_sde",
-                        eps=c.loss_eps, reduce="mean", key=k_loss)
+                        eps=c.loss_eps, reduce=reduce, key=k_loss)
 
     def eval_loss(self, x0: Float[Array, "b ..."], y: Array | None = None, *, key: PRNGKey) -> Float[Array, " b"]:
         """The loss of :meth:`loss` without dropout or label dropout (the model that samples)."""
@@ -549,15 +571,28 @@ class DiffusionModel(nnx.Module):
             y: ``int [num]`` labels of a class-conditional model.
             guidance: CFG weight $w$, scalar or ``[num]`` (``None``: ``config.guidance``).
         """
+        if self.config.conditional and y is not None:
+            check_labels(y, batch_size=num, null_label=self.config.num_classes)
         steps = self.config.sampler_steps if num_steps is None else num_steps
         return SAMPLERS[self.config.sampler](self.model_fns(y, guidance), (num, *self.config.event_shape),
                                              num_steps=steps, key=key)
 
-    def log_prob(self, x: Float[Array, "b d"]) -> Float[Array, " b"]:
-        """$\\log p^{ODE}_\\epsilon(x)$ in nats (probability-flow ODE, exact divergence; vectors)."""
+    def log_prob(self, x: Float[Array, "b d"], y: Array | None = None) -> Float[Array, " b"]:
+        """$\\log p^{ODE}_\\epsilon(x[\\mid y])$ in nats (probability-flow ODE, exact divergence; vectors).
+
+        Args:
+            x: ``[b, d]``.
+            y: ``int [b]`` labels of a class-conditional model; ``None`` is the null label, i.e. the
+                unconditional model's $\\log p^{ODE}_\\epsilon(x)$ (as for :meth:`bits_per_dim`).
+        """
         c = self.config
-        return ode_log_prob(self.process[1], self.score, x, divergence="exact", rtol=c.likelihood_rtol,
-                            atol=c.likelihood_atol, eps=c.likelihood_eps).log_prob
+        if c.conditional and y is None:
+            y = self._null_labels(x)
+        return ode_log_prob(self.process[1], lambda v, t: self.score(v, t, y), x, divergence="exact",
+                            rtol=c.likelihood_rtol, atol=c.likelihood_atol, eps=c.likelihood_eps).log_prob
+
+    def _null_labels(self, x: Array) -> Array:
+        return jnp.full((x.shape[0],), self.config.num_classes, jnp.int32)
 
     def bits_per_dim(
         self, x: Float[Array, "b h w c"], *, method: str = "ode", key: PRNGKey
@@ -578,7 +613,7 @@ class DiffusionModel(nnx.Module):
         check_in("method", method, BPD_METHODS)
         c = self.config
         schedule, sde = self.process
-        y = jnp.full((x.shape[0],), c.num_classes, jnp.int32) if c.conditional else None
+        y = self._null_labels(x) if c.conditional else None
         if method == "ode":
             return ode_bits_per_dim(sde, lambda v, t: self.score(v, t, y), x, bin_width=2.0 / c.num_bins,
                                     divergence="hutchinson", rtol=c.likelihood_rtol, atol=c.likelihood_atol,
@@ -604,14 +639,9 @@ _TASK_OPTIONS = {
     "eval_bpd_examples": 0,
     "eval_bpd": ("ode",),
     "figure_guidance": (),
+    "labels": "data",
 }
 _IGNORED_KEYS = ("name",)
-
-
-def _feature_shape(feature: Any) -> tuple[int, ...]:
-    shape = feature[0] if isinstance(feature, (tuple, list)) and isinstance(feature[0], (tuple, list)) \
-        else getattr(feature, "shape", feature)
-    return tuple(int(s) for s in shape)
 
 
 def _vector_shape(info: Any) -> tuple[int, ...] | None:
@@ -620,7 +650,7 @@ def _vector_shape(info: Any) -> tuple[int, ...] | None:
         return None
     if "x" not in features:
         raise ValueError(f"info: network='mlp' needs a vector feature 'x', got features {sorted(features)}")
-    return _feature_shape(features["x"])
+    return feature_shape(features["x"])
 
 
 def _image_info(info: Any, kwargs: dict[str, Any]) -> None:
@@ -630,7 +660,7 @@ def _image_info(info: Any, kwargs: dict[str, Any]) -> None:
         return
     if "image" not in features:
         raise ValueError(f"info: network='unet' needs an 'image' feature, got features {sorted(features)}")
-    shape = _feature_shape(features["image"])
+    shape = feature_shape(features["image"])
     if "event_shape" in kwargs and tuple(kwargs["event_shape"]) != shape:
         raise ValueError(f"model_config: event_shape {tuple(kwargs['event_shape'])} disagrees with the "
                          f"dataset's {shape}")
@@ -640,14 +670,6 @@ def _image_info(info: Any, kwargs: dict[str, Any]) -> None:
         if "num_bins" in kwargs and int(kwargs["num_bins"]) != int(num_bins):
             raise ValueError(f"model_config: num_bins {kwargs['num_bins']} disagrees with the dataset's {num_bins}")
         kwargs["num_bins"] = int(num_bins)
-    num_classes = kwargs.get("num_classes")
-    if num_classes is not None:
-        if "label" not in features:
-            raise ValueError(f"info: a class-conditional model needs a 'label' feature, got {sorted(features)}")
-        data_classes = getattr(info, "num_classes", None)
-        if data_classes is not None and int(data_classes) > int(num_classes):
-            raise ValueError(f"num_classes: the dataset has {data_classes} classes, more than the model's "
-                             f"num_classes={num_classes}")
 
 
 def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[str, Any]]:
@@ -669,6 +691,7 @@ def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[s
         else tuple(options["eval_bpd"])
     for method in options["eval_bpd"]:
         check_in("eval_bpd", method, BPD_METHODS)
+    check_in("labels", options["labels"], LABEL_SOURCES)
     for name in ("eval_points", "num_projections", "num_figure_samples", "plot_resolution"):
         check_positive(name, int(options[name]))
     if int(options["eval_bpd_examples"]) < 0:
@@ -688,7 +711,31 @@ def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[s
     config = DiffusionConfig(**kwargs)
     if "vlb" in options["eval_bpd"] and int(options["eval_bpd_examples"]) and not config.discrete:
         raise ValueError(f"eval_bpd: 'vlb' needs process='ddpm', got process={config.process!r}")
+    if config.conditional:
+        if options["labels"] == "angular_sector" and config.event_shape != (2,):
+            raise ValueError(f"labels: 'angular_sector' labels 2-D vectors, got event_shape {config.event_shape}")
+        features = getattr(info, "features", None)
+        if features:
+            check_label_feature(info, features, source=options["labels"], num_classes=config.num_classes)
     return config, options
+
+
+def _cycling_labels(config: DiffusionConfig, num: int) -> Array | None:
+    """Labels $0, 1, \\dots, K - 1, 0, \\dots$ of ``num`` samples of a class-conditional model (else ``None``)."""
+    return jnp.arange(num, dtype=jnp.int32) % config.num_classes if config.conditional else None
+
+
+def _guidance_sweep(net: DiffusionModel, num: int, weights: tuple[float, ...], *, key: PRNGKey) -> list[Array]:
+    """``num`` samples with cycling labels at each guidance weight, all in one sampler run.
+
+    Every weight starts from the same initial noise and draws, so the sets differ only by the
+    guidance (one per-example weight array through
+    :func:`~kexue_jax.diffusion.guidance.classifier_free_eps`).
+    """
+    w = jnp.repeat(jnp.asarray(weights, jnp.float32), num)
+    labels = jnp.tile(_cycling_labels(net.config, num), len(weights))
+    x = net.sample(num * len(weights), key=key, y=labels, guidance=w)
+    return [x[i * num:(i + 1) * num] for i in range(len(weights))]
 
 
 def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any = None) -> Task:
@@ -704,12 +751,16 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
             Wasserstein distance, 128), ``mmd_bandwidths`` ((0.1, 0.2, 0.5, 1.0)),
             ``num_figure_samples`` (of the sample histogram, 4096), ``plot_range`` (the square
             $[-r, r]^2$ of the 2-D pictures, 4.0), ``plot_resolution`` (128), ``grid_columns`` (8);
+            for a class-conditional model (``num_classes``) ``labels`` (``"data"``:
+            ``batch["label"]``, the default; ``"angular_sector"``: the sector of each 2-D point,
+            :func:`~kexue_jax.diffusion.task_data.angular_sector_labels`, for the unlabelled
+            densities) and ``figure_guidance`` (guidance weights of the 2-D figures, ``()``);
             image options ``eval_bpd_examples``, ``eval_bpd``, ``figure_guidance`` and
             ``num_figure_samples`` (32 images) as in :func:`_image_task`.
         info: the dataset's :class:`~kexue_jax.data.DatasetInfo` with a vector feature ``"x"`` (a
             2-D density of :mod:`kexue_jax.data.densities` adds the exact NLL and KL), or, for
             ``network="unet"``, integer images ``"image"`` with ``num_bins`` levels (and ``"label"``
-            for a class-conditional model).
+            for a class-conditional model with ``labels="data"``).
 
     Returns:
         A task with pure, jit-able functions (vectors):
@@ -717,15 +768,22 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
         * ``init(batch, *, key)``: plain nested-dict params (and the fixed Fourier frequencies, if
           any, as ``model_state``).
         * ``loss``: $\\mathbb E\\|\\varepsilon - \\varepsilon_\\theta\\|^2$ (per example summed over
-          dimensions); metric ``eps_mse`` (the same, per dimension).
-        * ``evaluate`` on the first ``eval_points`` points of the batch: ``loss``, ``sw`` (sliced
-          $W_2$ between as many model samples and the data), ``mmd`` (unbiased MMD²), ``ode_nll``
-          (nats per example); for a known density also ``true_nll`` and ``kl = ode_nll - true_nll``;
-          when the batch holds twice ``eval_points`` points, ``sw_ref`` and ``mmd_ref`` between two
-          disjoint halves of the data: the sampling-noise floor of ``sw`` and ``mmd``.
+          dimensions; a class-conditional model's labels dropped to the null label with
+          probability ``cfg_dropout``); metric ``eps_mse`` (the same, per dimension).
+        * ``evaluate`` on the first ``eval_points`` points of the batch: ``loss`` (true labels),
+          ``sw`` (sliced $W_2$ between as many model samples and the data; a class-conditional
+          model samples given the labels of those points, with guidance weight ``guidance``),
+          ``mmd`` (unbiased MMD²), ``ode_nll`` (nats per example; of the unconditional model,
+          i.e. the null label, if class-conditional); for a known density also ``true_nll`` and
+          ``kl = ode_nll - true_nll``; when the batch holds twice ``eval_points`` points,
+          ``sw_ref`` and ``mmd_ref`` between two disjoint halves of the data: the sampling-noise
+          floor of ``sw`` and ``mmd``.
         * ``sample``: 2-D data: a one-image histogram ``[1, r, r, 1]`` of ``num_figure_samples``
-          samples; other $d$: the samples ``[num, d]``.
-        * ``figures`` (2-D): ``samples`` and, for a known density, ``true_density``.
+          samples; other $d$: the samples ``[num, d]`` (class-conditional: labels
+          $0, 1, \\dots, K - 1, 0, \\dots$ at guidance ``guidance``).
+        * ``figures`` (2-D): ``samples`` and, for a known density, ``true_density``; a
+          class-conditional model adds ``samples_w{w}`` for each $w$ of ``figure_guidance``
+          (cycling labels, the same initial noise for every $w$).
 
     Raises:
         ValueError: on unknown config keys, bad values or non-vector data.
@@ -741,6 +799,8 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
     projections = int(options["num_projections"])
     bandwidths = options["mmd_bandwidths"]
     num_figure = int(options["num_figure_samples"])
+    weights = options["figure_guidance"]
+    label_source = options["labels"]
 
     def model(params: PyTree, model_state: PyTree | None = None) -> DiffusionModel:
         return merge_module(graphdef, params, model_state or {})
@@ -753,13 +813,19 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
             raise ValueError(f"batch: expected 'x' of shape (b, {config.event_shape[0]}), got {tuple(x.shape)}")
         return x
 
+    def labels_of(batch: Batch, x: Array) -> Array | None:
+        if not config.conditional:
+            return None
+        return batch_labels(batch, x, source=label_source, num_classes=config.num_classes)
+
     def init(batch: Batch, *, key: PRNGKey) -> tuple[PyTree, PyTree]:
-        data_of(batch)
+        labels_of(batch, data_of(batch))
         _, params, state = split_module(DiffusionModel(config, rngs=nnx.Rngs(params=key)))
         return params, state
 
     def loss(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> LossOutput:
-        per_example_loss = model(params, model_state).loss(data_of(batch), key=key)
+        x = data_of(batch)
+        per_example_loss = model(params, model_state).loss(x, labels_of(batch, x), key=key)
         value = mean_f32(per_example_loss)
         return LossOutput(value, {"eps_mse": value / config.event_shape[0]}, None)
 
@@ -768,12 +834,14 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
         x_all = data_of(batch)
         n = min(points, x_all.shape[0])
         x = x_all[:n]
+        y_all = labels_of(batch, x_all)
+        y = None if y_all is None else y_all[:n]
         k_loss, k_sample, k_sw = jax.random.split(key, 3)
-        samples = net.sample(n, key=k_sample)
+        samples = net.sample(n, key=k_sample, y=y)
         # A diverged sample (an untrained VE model's) counts as far away, not as NaN or 1e12.
         samples = jnp.clip(jnp.nan_to_num(samples, nan=100.0), -100.0, 100.0)
         out = {
-            "loss": mean_f32(net.loss(x, key=k_loss)),
+            "loss": mean_f32(net.eval_loss(x, y, key=k_loss)),
             "sw": sliced_wasserstein(samples, x, num_projections=projections, key=k_sw),
             "mmd": mmd(samples, x, bandwidths=bandwidths),
             "ode_nll": -mean_f32(net.log_prob(x)),
@@ -792,15 +860,19 @@ def make_diffusion_task(model_config: Mapping[str, Any] | Any = None, info: Any 
     def sample(params: PyTree, model_state: PyTree, num: int, *, key: PRNGKey) -> Array:
         net = model(params, model_state)
         if two_d:
-            return plane.histogram(net.sample(num_figure, key=key))
-        return net.sample(num, key=key)
+            return plane.histogram(net.sample(num_figure, key=key, y=_cycling_labels(config, num_figure)))
+        return net.sample(num, key=key, y=_cycling_labels(config, num))
 
     def figures(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
         if not two_d:
             return {}
-        out = {"samples": plane.histogram(model(params, model_state).sample(num_figure, key=key))}
+        net = model(params, model_state)
+        out = {"samples": plane.histogram(net.sample(num_figure, key=key, y=_cycling_labels(config, num_figure)))}
         if density is not None:
             out["true_density"] = plane.picture(jnp.exp(log_density(density, plane.points)))
+        if weights and config.conditional:
+            sweep = _guidance_sweep(net, num_figure, weights, key=jax.random.fold_in(key, 1))
+            out.update({f"samples_w{w:g}": plane.histogram(xs) for w, xs in zip(weights, sweep, strict=True)})
         return out
 
     return Task(
@@ -865,9 +937,8 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
     def labels_of(batch: Batch) -> Array | None:
         if not config.conditional:
             return None
-        if "label" not in batch:
-            raise ValueError(f"batch: a class-conditional model needs a 'label' entry, got keys {sorted(batch)}")
-        return jnp.asarray(batch["label"], jnp.int32)
+        # Images take their labels from the data (_split_config rejects angular sectors for them).
+        return batch_labels(batch, batch["image"], source="data", num_classes=config.num_classes)
 
     def scaled(k: Array) -> Array:
         return k.astype(jnp.float32) * (2.0 / levels) - 1.0
@@ -905,21 +976,15 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
         x = jnp.where(jnp.isfinite(x), x, -1.0)
         return jnp.round((jnp.clip(x, -1.0, 1.0) + 1.0) * (levels / 2.0)) / levels
 
-    def cycling_labels(num: int) -> Array | None:
-        return jnp.arange(num, dtype=jnp.int32) % config.num_classes if config.conditional else None
-
     def sample(params: PyTree, model_state: PyTree, num: int, *, key: PRNGKey) -> Array:
-        return to_images(model(params, model_state).sample(num, key=key, y=cycling_labels(num)))
+        return to_images(model(params, model_state).sample(num, key=key, y=_cycling_labels(config, num)))
 
     def figures(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> dict[str, Array]:
         if not weights or not config.conditional:
             return {}
-        w = jnp.repeat(jnp.asarray(weights, jnp.float32), num_figure)
-        labels = jnp.tile(cycling_labels(num_figure), len(weights))
-        # The same initial noise for every weight: the grids differ only by the guidance.
-        x = model(params, model_state).sample(num_figure * len(weights), key=key, y=labels, guidance=w)
-        images = to_images(x)
-        return {f"samples_w{wt:g}": images[i * num_figure:(i + 1) * num_figure] for i, wt in enumerate(weights)}
+        sweep = _guidance_sweep(model(params, model_state), num_figure, weights, key=key)
+        return {f"samples_w{w:g}": to_images(xs) for w, xs in zip(weights, sweep, strict=True)}
+
 
     return Task(
         name=f"diffusion[{config.process},unet]",

@@ -22,8 +22,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from kexue_jax._src.checks import check_integer
+from kexue_jax._src.checks import check_integer, check_shape
 from kexue_jax._src.numerics import to_f32
 from kexue_jax._src.typing import Array, Int, PRNGKey
 from kexue_jax.diffusion._broadcast import per_example
@@ -115,6 +116,32 @@ def classifier_free_eps(
         return (1.0 + guidance_scale) * cond - guidance_scale * uncond
 
     return guided
+
+
+def check_labels(y: Int[Array, " b"], *, batch_size: int, null_label: int) -> None:
+    """Raise ``ValueError`` naming ``y`` unless it is one integer label per example in $0..\\varnothing$.
+
+    A class-conditional network embeds labels ``0..null_label`` (``null_label`` = $\\varnothing$);
+    an index outside the table is not an error in JAX but a row of NaN, so concrete labels are
+    range-checked here. Traced labels (under ``jit``) can only have their shape and dtype checked.
+
+    Args:
+        y: labels ``int [batch_size]``.
+        batch_size: the number of examples $b$.
+        null_label: the largest valid label, the null label (a model's ``num_classes``).
+
+    Raises:
+        ValueError: on a shape other than ``(batch_size,)``, a non-integer dtype, or a concrete
+            value outside ``0..null_label``.
+    """
+    check_shape("y", y, (batch_size,))
+    check_integer("y", y)
+    if isinstance(y, jax.core.Tracer):
+        return
+    values = np.asarray(y)
+    if values.size and (values.min() < 0 or values.max() > null_label):
+        raise ValueError(f"y: expected labels in 0..{null_label} ({null_label} is the null label), got values "
+                         f"from {values.min()} to {values.max()} with shape {values.shape}")
 
 
 def drop_labels(

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kexue_jax._src.checks import check_positive
 from kexue_jax._src.typing import Array, Float
+from kexue_jax.metrics.batched import apply_in_batches
 from kexue_jax.metrics.frechet import feature_statistics, frechet_distance
 
 __all__ = ["apply_in_batches", "classifier_frechet_distance", "conditional_accuracy", "quantize_pixels"]
@@ -62,37 +61,6 @@ def quantize_pixels(x: Float[Array, "b ..."], num_bins: int = 256) -> Float[Arra
     half = (int(num_bins) - 1) / 2.0
     x = jnp.where(jnp.isfinite(x), jnp.asarray(x, jnp.float32), -1.0)
     return jnp.round((jnp.clip(x, -1.0, 1.0) + 1.0) * half) / half - 1.0
-
-
-def apply_in_batches(fn: Callable[[Array], Array], x: ArrayLike, *, batch_size: int = 500) -> np.ndarray:
-    """``fn`` over the rows of ``x`` in batches of ``batch_size``, concatenated on the host.
-
-    ``fn`` is jitted once: every batch, the last and a set shorter than ``batch_size`` included, is
-    padded with copies of its first row to ``batch_size`` rows and the padding dropped from the
-    output, so one compiled program serves every call with the same ``fn`` and ``batch_size``.
-
-    Args:
-        fn: ``[n, ...] -> [n, ...]``, row by row (no interaction between rows).
-        x: the inputs ``[N, ...]``, $N \\ge 1$.
-        batch_size: rows per call.
-
-    Returns:
-        NumPy ``[N, ...]``.
-    """
-    check_positive("batch_size", batch_size)
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"x: expected at least one row, got shape {x.shape}")
-    jitted = jax.jit(fn)
-    size = int(batch_size)
-    out = []
-    for start in range(0, x.shape[0], size):
-        chunk = x[start:start + size]
-        n = chunk.shape[0]
-        if n < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - n, axis=0)])
-        out.append(np.asarray(jitted(jnp.asarray(chunk)))[:n])
-    return np.concatenate(out)
 
 
 def classifier_frechet_distance(

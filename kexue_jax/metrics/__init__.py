@@ -1,5 +1,6 @@
 """Evaluation metrics shared by every model family."""
 
+from kexue_jax.metrics.batched import apply_in_batches
 from kexue_jax.metrics.bits_per_dim import bits_per_dim
 from kexue_jax.metrics.frechet import feature_statistics, frechet_distance
 from kexue_jax.metrics.inception import (
@@ -19,6 +20,7 @@ from kexue_jax.metrics.inception import (
 from kexue_jax.metrics.sample_distance import mmd, sliced_wasserstein
 
 __all__ = [
+    "apply_in_batches",
     "bits_per_dim",
     "extract_features",
     "feature_statistics",

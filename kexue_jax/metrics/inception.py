@@ -60,6 +60,7 @@ import numpy as np
 
 from kexue_jax._src.checks import check_positive
 from kexue_jax._src.typing import Array, Float, Params, PRNGKey, Shaped
+from kexue_jax.metrics.batched import apply_in_batches
 from kexue_jax.metrics.frechet import feature_statistics, frechet_distance
 
 __all__ = [
@@ -843,7 +844,7 @@ def extract_features(
     """:func:`inception_features` over a large host array, ``batch_size`` images at a time.
 
     The last batch is padded (with copies of its first image, dropped afterwards) so that one
-    compiled program serves every batch.
+    compiled program serves every batch (:func:`~kexue_jax.metrics.batched.apply_in_batches`).
 
     Args:
         params: from :func:`load_inception_params`.
@@ -855,19 +856,12 @@ def extract_features(
         float32 NumPy ``[n, 2048]``.
     """
     _check_images("images", images)
-    check_positive("batch_size", batch_size)
-    n = int(np.shape(images)[0])
-    out = np.empty((n, FID_FEATURE_DIM), np.float32)
-    for start in range(0, n, batch_size):
-        batch = images[start : start + batch_size]
-        m = int(np.shape(batch)[0])
-        if m < batch_size:
-            fill = jnp.broadcast_to(jnp.asarray(batch[:1]), (batch_size - m, *np.shape(batch)[1:]))
-            batch = jnp.concatenate([jnp.asarray(batch), fill])
-        out[start : start + m] = np.asarray(
-            _features_jit(params, jnp.asarray(batch), resize=resize)
-        )[:m]
-    return out
+    # _features_jit takes the weights as an argument: one compiled program for every call, and no
+    # 90 MB of weights baked into it as constants (hence jit=False).
+    features = apply_in_batches(
+        lambda batch: _features_jit(params, batch, resize=resize), images, batch_size=batch_size, jit=False
+    )
+    return features.astype(np.float32, copy=False)
 
 
 def fid_from_features(features_a: Any, features_b: Any) -> float:

@@ -156,18 +156,34 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path, *, mesh: Mesh 
     return Run(config, workdir, mesh, task, train_data, eval_data, batcher, _optimizer(config), checkpointer, keys)
 
 
-def initial_state(run: Run) -> TrainState:
-    """A fresh replicated state; ``task.init`` sees the first training batch."""
-    first = shard_batch(run.batcher.batch_at(0), run.mesh)
+def _fresh_state(run: Run, first: Any) -> TrainState:
     params, model_state = run.task.init(first, key=run.keys["init"])
-    state = create_train_state(
+    return create_train_state(
         params,
         model_state,
         run.optimizer,
         use_ema=bool(run.config.train.ema_decay),
         key=run.keys["train"],
     )
-    return jax.device_put(state, replicated(run.mesh))
+
+
+def initial_state(run: Run) -> TrainState:
+    """A fresh replicated state; ``task.init`` sees the first training batch."""
+    first = shard_batch(run.batcher.batch_at(0), run.mesh)
+    return jax.device_put(_fresh_state(run, first), replicated(run.mesh))
+
+
+def abstract_state(run: Run) -> TrainState:
+    """The structure, shapes, dtypes and shardings of :func:`initial_state`, computing nothing.
+
+    ``jax.eval_shape`` traces ``task.init`` and the optimizer's init instead of running them (a
+    UNet's eager init takes seconds on a CPU); the leaves are ``jax.ShapeDtypeStruct`` with the
+    replicated sharding that :func:`initial_state` gives, the target a checkpoint is restored into.
+    """
+    first = shard_batch(run.batcher.batch_at(0), run.mesh)
+    shapes = jax.eval_shape(lambda batch: _fresh_state(run, batch), first)
+    sharding = replicated(run.mesh)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
 def restore_or_init(run: Run) -> tuple[TrainState, int | None]:
@@ -371,10 +387,15 @@ def _validate(config: ml_collections.ConfigDict) -> None:
 
 
 def load_for_inference(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Run, TrainState, int]:
-    """The run of ``config`` and the state of its newest readable checkpoint (for eval and sample)."""
+    """The run of ``config`` and the state of its newest readable checkpoint (for eval and sample).
+
+    The checkpoint is restored into :func:`abstract_state`, so no fresh state is computed only to
+    be overwritten.
+    """
     run = setup(config, workdir)
-    state, step = restore_or_init(run)
-    if step is None:
+    restored = run.checkpointer.restore_latest(abstract_state(run)) if run.checkpointer.all_steps() else None
+    if restored is None:
         run.checkpointer.close()
         raise ValueError(f"workdir: no checkpoint found in {Path(workdir) / 'checkpoints'}; train first")
+    step, state = restored
     return run, state, step

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -19,6 +18,7 @@ from kexue_jax.diffusion.diffusion_model import (
 )
 from kexue_jax.nn.time_mlp import TimeMLP
 from kexue_jax.train import read_metrics, train
+from tests.diffusion.engine_config import engine_config_2d
 
 SMALL = {"hidden": (16, 16), "embed_dim": 8, "num_steps": 100, "sampler_steps": 20, "eval_points": 200,
              "num_figure_samples": 256, "plot_resolution": 16, "likelihood_rtol": 1e-3, "likelihood_atol": 1e-3}
@@ -138,20 +138,7 @@ def test_bad_configs_raise_value_errors():
 
 
 def test_a_short_engine_run_lowers_the_loss(tmp_path):
-    c = ml_collections.ConfigDict()
-    c.name = "ddpm-2d-test"
-    c.task = "diffusion"
-    c.seed = 0
-    c.data = ml_collections.ConfigDict(
-        {"name": "eight_gaussians", "split": "train", "eval_split": "test", "batch_size": 256, "eval_batch_size": 5000,
-             "data_dir": ""})
-    c.model = ml_collections.ConfigDict(dict(SMALL, hidden=(32, 32), eval_points=100))
-    c.optim = ml_collections.ConfigDict(
-        {"name": "adam", "learning_rate": 3e-3, "schedule": "constant", "warmup_steps": 0, "end_factor": 1.0,
-             "grad_clip_norm": 1.0})
-    c.train = ml_collections.ConfigDict(
-        {"steps": 300, "log_every": 50, "eval_every": 0, "sample_every": 0, "checkpoint_every": 300, "keep_checkpoints": 1,
-             "ema_decay": 0.0, "num_samples": 1, "progress": False})
+    c = engine_config_2d(dict(SMALL, hidden=(32, 32), eval_points=100))
     result = train(c, tmp_path)
     losses = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl", "train")]
     assert len(losses) == 6 and np.all(np.isfinite(losses))
