@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from tests.launched_process import launched_xla_flags
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -26,6 +28,7 @@ def run_toy_notebook(name: str, tmp_path: Path, monkeypatch) -> list[dict]:
         })
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("XLA_FLAGS", launched_xla_flags())
     monkeypatch.setenv("KEXUE_NOTEBOOK_TOY", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # keep the inline backend: figures become outputs
 

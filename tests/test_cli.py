@@ -1,9 +1,13 @@
-"""The command line, run as a user would: in a subprocess."""
+"""The command line, run as a user would: in a subprocess.
+
+Each test starts one fresh process (the entry point, its imports and registries as a user gets
+them); the commands that follow it in the same work directory call ``main`` in-process, which runs
+the same code without paying a second interpreter start, import and data load.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +17,28 @@ import pytest
 from kexue_jax.cli import main
 from kexue_jax.train import read_metrics
 
+from tests.launched_process import launched_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    env = launched_env(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     return subprocess.run(
         [sys.executable, "-m", "kexue_jax.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
     )
 
 
+def _main(*args: str, capsys) -> tuple[int, str]:
+    """``main(args)`` in this process: its exit code and the last line it printed (its JSON)."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return code, lines[-1] if lines else captured.err[-4000:]
+
+
 @pytest.mark.subprocess
-def test_train_smoke_then_eval_and_sample(tmp_path):
+def test_train_smoke_then_eval_and_sample(tmp_path, capsys):
     workdir = tmp_path / "run"
     proc = _cli("train", "vae-mnist5k", "--smoke", "--workdir", str(workdir), cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -37,15 +51,16 @@ def test_train_smoke_then_eval_and_sample(tmp_path):
     assert list((workdir / "samples").glob("step_*.png"))
     assert {p.name.split("_")[0] for p in (workdir / "figures").glob("*.png")} >= {"reconstructions", "interpolation"}
 
-    proc = _cli("eval", "vae-mnist5k", "--smoke", "--workdir", str(workdir), cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    evaluated = json.loads(proc.stdout.strip().splitlines()[-1])
+    code, last = _main("eval", "vae-mnist5k", "--smoke", "--workdir", str(workdir), capsys=capsys)
+    assert code == 0, last
+    evaluated = json.loads(last)
     assert evaluated["step"] == 20
     assert abs(evaluated["eval"]["elbo_nats"] - out["eval"]["elbo_nats"]) < 1e-3 * abs(out["eval"]["elbo_nats"])
 
     png = tmp_path / "s.png"
-    proc = _cli("sample", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--num", "9", "--out", str(png), cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    code, last = _main("sample", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--num", "9", "--out", str(png),
+                       capsys=capsys)
+    assert code == 0, last
     assert png.stat().st_size > 100
 
 
@@ -68,16 +83,16 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.subprocess
-def test_sigterm_checkpoints_the_newest_step_and_the_run_resumes(tmp_path):
+def test_sigterm_checkpoints_the_newest_step_and_the_run_resumes(tmp_path, capsys):
     import signal
     import time
 
     workdir = tmp_path / "run"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    args = [sys.executable, "-m", "kexue_jax.cli", "train", "vae-mnist5k", "--workdir", str(workdir),
-            "--steps", "100000", "train.log_every=10", "train.checkpoint_every=100000", "train.eval_every=0",
-            "train.sample_every=0", "model.iwae_samples=2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    env = launched_env(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    args = ["train", "vae-mnist5k", "--workdir", str(workdir), "--steps", "100000", "train.log_every=10",
+            "train.checkpoint_every=100000", "train.eval_every=0", "train.sample_every=0", "model.iwae_samples=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "kexue_jax.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(read_metrics(workdir / "metrics.jsonl", "train")) < 3:
@@ -92,8 +107,6 @@ def test_sigterm_checkpoints_the_newest_step_and_the_run_resumes(tmp_path):
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     logged = max(r["step"] for r in read_metrics(workdir / "metrics.jsonl", "train"))
     assert steps and steps[-1] >= logged >= 30  # nothing that was logged is lost
-    proc = _cli("train", "vae-mnist5k", "--workdir", str(workdir), "--steps", "100000", "--stop-after", "10",
-                "train.log_every=10", "train.checkpoint_every=100000", "train.eval_every=0",
-                "train.sample_every=0", "model.iwae_samples=2", cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["step"] == steps[-1] + 10
+    code, last = _main(*args, "--stop-after", "10", capsys=capsys)  # the same command, resumed
+    assert code == 0, last
+    assert json.loads(last)["step"] == steps[-1] + 10

@@ -8,7 +8,9 @@ constant; each fix and absolute positions make the positions differ.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +24,17 @@ FIXES = ("absolute_pe", "toeplitz_gate", "no_denominator", "l2", "boundary_token
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe") / "smoke.json"
-    probe.main(["--smoke", "--out", str(out)])
+    # One smoke run per session, not one per pytest-xdist worker: the workers' temporary
+    # directories share a parent that belongs to this session, and the lock makes a second worker
+    # wait for the first one's JSON (as pytest-xdist's documentation suggests for such fixtures).
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    out = root / "relative_defect_probe_smoke.json"
+    with open(root / "relative_defect_probe_smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            probe.main(["--smoke", "--out", str(out)])
     return json.loads(out.read_text())
 
 
