@@ -2,7 +2,9 @@
 # The GPU benchmarks as ONE command for a lent GPU machine (H100/H200, no network): about 9 minutes.
 #
 #   bash benchmarks/gpu_run.sh                 # all four, in this order
-#   bash benchmarks/gpu_run.sh unet glow       # a subset (names: attention unet glow ode)
+#   bash benchmarks/gpu_run.sh unet glow       # a subset (names: attention unet glow ode lengths)
+#   bash benchmarks/gpu_run.sh lengths         # linear / FLASH vs softmax over T (not in the default
+#                                              # set: the four above already fill one 10-minute call)
 #
 # Run from anywhere; it works in the repository root. Wheels of the runtime dependencies that the
 # machine's image lacks are installed from a carried .whl/ folder (benchmarks/README.md lists them
@@ -45,6 +47,7 @@ bench attention 100 attention_positions --sweep
 bench unet 210 unet_vs_diffusers
 bench glow 170 glow_vs_pytorch
 bench ode 50 ode_likelihood_vs_scipy
+bench lengths 150 attention_lengths
 
 printf '%s\n' "${summary[@]}" | tee -a "$log"
 if [[ -n ${OUT:-} ]]; then
