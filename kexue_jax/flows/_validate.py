@@ -31,3 +31,24 @@ def spatial_size(x: Any) -> int:
     for s in np.shape(x)[1:-1]:
         n *= int(s)
     return n
+
+
+def apply_to_kept_half(apply, cparams: Any, x: Any, x1: Any, x2: Any, per_channel: int, name: str) -> Any:
+    """Run a coupling's conditioner on the kept half ``x1`` of ``x`` and check its output size.
+
+    The conditioner checks its own input channels; its error is re-raised naming ``name`` and the
+    full shape of ``x`` (the user passed ``x``, not its half). Its output must hold ``per_channel``
+    values per channel of the transformed half ``x2``.
+    """
+    try:
+        out = apply(cparams, x1)
+    except ValueError as err:
+        raise ValueError(
+            f"{name}: the channel count of {name} {tuple(np.shape(x))} does not fit the coupling's "
+            f"params (its conditioner: {err})"
+        ) from err
+    if np.shape(out)[-1] != per_channel * np.shape(x2)[-1]:
+        want = np.shape(x1)[-1] + np.shape(out)[-1] // per_channel
+        raise ValueError(f"{name}: expected {want} channels (fixed by params), got {tuple(np.shape(x))}")
+    return out
+

@@ -19,10 +19,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from kexue_jax._src.typing import Array, PRNGKey
-from kexue_jax.flows._validate import check_input
+from kexue_jax.flows._validate import apply_to_kept_half, check_input
 from kexue_jax.flows.bijector import Bijector
 from kexue_jax.flows.conditioner import Conditioner, default_conditioner
-from kexue_jax.flows.mask import make_mask
+from kexue_jax.flows.mask import make_mask, split_channels
 
 
 def additive_coupling(
@@ -43,21 +43,28 @@ def additive_coupling(
 
     def init(key: PRNGKey, example_x: Array) -> dict:
         check_input("x", example_x)
+        parts = split_channels(example_x, mask, parity=parity)
+        if parts is not None:  # channel halves: x1 in, the shift of x2 out
+            return {"m": net.init(key, parts[0], parts[1].shape[-1])}
         b = make_mask(mask, example_x.shape[1:], parity=parity)
         return {"m": net.init(key, example_x * b, example_x.shape[-1])}
 
-    def _shift(params: dict, x: Array, name: str) -> tuple[Array, Array]:
+    def _apply(params: dict, x: Array, name: str, sign: float) -> tuple[Array, Array]:
         check_input(name, x)
-        b = jnp.asarray(make_mask(mask, x.shape[1:], parity=parity), x.dtype)
-        return (1.0 - b) * net.apply(params["m"], x * b), b
+        parts = split_channels(x, mask, parity=parity)
+        if parts is not None:
+            x1, x2, merge = parts
+            y = merge(x2 + sign * apply_to_kept_half(net.apply, params["m"], x, x1, x2, 1, name))
+        else:
+            b = jnp.asarray(make_mask(mask, x.shape[1:], parity=parity), x.dtype)
+            y = x + sign * (1.0 - b) * net.apply(params["m"], x * b)
+        return y, jnp.zeros(x.shape[:1], jnp.float32)
 
     def forward(params: dict, x: Array) -> tuple[Array, Array]:
-        shift, _ = _shift(params, x, "x")
-        return x + shift, jnp.zeros(x.shape[:1], jnp.float32)
+        return _apply(params, x, "x", 1.0)
 
     def inverse(params: dict, y: Array) -> tuple[Array, Array]:
-        shift, _ = _shift(params, y, "y")
-        return y - shift, jnp.zeros(y.shape[:1], jnp.float32)
+        return _apply(params, y, "y", -1.0)
 
     return Bijector(init, forward, inverse, name=f"additive_coupling[{mask}]",
                     event_ndims=3 if mask == "checkerboard" else None)

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from kexue_jax._src.checks import check_in
@@ -55,4 +56,24 @@ def make_mask(kind: str, event_shape: tuple[int, ...], *, parity: bool = False) 
     return 1.0 - m if parity else m
 
 
-__all__ = ["MASKS", "make_mask"]
+def split_channels(x, kind: str, *, parity: bool = False):
+    """The channel split as slices: ``(x1, x2, merge)`` with ``merge(y2)`` the full output, or ``None``.
+
+    For ``"channel"``/``"half"`` the kept part $x_1$ and the transformed part $x_2$ are contiguous
+    halves of the last axis, so a coupling can feed its conditioner $x_1$ alone and predict only
+    $x_2$'s parameters (Glow's $c/2 \\to c$ conditioner) instead of the masked $b \\odot x$ with
+    half its outputs unused: the same family of maps at about a quarter fewer FLOPs in Glow.
+    ``merge(y2)`` puts $(x_1, y_2)$ back in channel order. ``None`` for the other masks, which stay
+    masked. Raises like :func:`make_mask`.
+    """
+    make_mask(kind, x.shape[1:], parity=parity)  # validates kind and the channel count
+    if kind not in ("channel", "half"):
+        return None
+    half = x.shape[-1] // 2
+    lo, hi = x[..., :half], x[..., half:]
+    if parity:  # the first half is transformed
+        return hi, lo, lambda y2: jnp.concatenate([y2, hi], axis=-1)
+    return lo, hi, lambda y2: jnp.concatenate([lo, y2], axis=-1)
+
+
+__all__ = ["MASKS", "make_mask", "split_channels"]

@@ -91,10 +91,12 @@ def test_affine_log_det_is_sum_of_log_scales():
     bij = affine_coupling(mask="half", parity=True, conditioner=net)
     x = _x(shape=(3, 6))
     params = _perturb(bij.init(jax.random.key(0), x), jax.random.key(1), 0.5)
-    b = make_mask("half", (6,), parity=True)
-    h, _ = jnp.split(net.apply(params["st"], x * b), 2, axis=-1)
-    _, ld = bij.forward(params, x)
-    np.testing.assert_allclose(np.asarray(ld), np.asarray(jnp.sum(h * (1 - b), -1)), rtol=1e-5)
+    # parity=True keeps the last half and transforms the first: h comes from the conditioner of x[:, 3:]
+    np.testing.assert_array_equal(make_mask("half", (6,), parity=True), [0, 0, 0, 1, 1, 1])
+    h, _ = jnp.split(net.apply(params["st"], x[:, 3:]), 2, axis=-1)
+    y, ld = bij.forward(params, x)
+    np.testing.assert_allclose(np.asarray(ld), np.asarray(jnp.sum(h, -1)), rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(y[:, 3:]), np.asarray(x[:, 3:]))  # the kept half
 
 
 def test_masks():
@@ -330,10 +332,14 @@ def test_wrong_channel_count_vs_params_raises(make):
     bij = make()
     params = bij.init(jax.random.key(0), _x())
     bad = _x(shape=(2, 4, 4, 4))
-    with pytest.raises(ValueError, match=r"^x: expected shape \(\*, \*, \*, 2\).*\(2, 4, 4, 4\)"):
+    # couplings feed their conditioner the kept half, and name x's full shape in the error
+    with pytest.raises(ValueError, match=r"^x: (expected shape \(\*, \*, \*, 2\)|the channel count of x).*\(2, 4, 4, 4\)"):
         bij.forward(params, bad)
     with pytest.raises(ValueError, match=r"^y: |^x: "):
         bij.inverse(params, bad)
+    if "coupling" in bij.name:  # one channel more than trained keeps the kept half's size
+        with pytest.raises(ValueError, match=r"^x: expected 2 channels .*\(2, 4, 4, 3\)"):
+            bij.forward(params, _x(shape=(2, 4, 4, 3)))
 
 
 def test_integer_input_raises():
