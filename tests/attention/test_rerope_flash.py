@@ -188,3 +188,13 @@ def test_compiled_kernel_rejects_head_dims_triton_cannot_tile():
     q, k, v, _ = normals(5, (1, 16, 1, 12), (1, 16, 1, 12), (1, 16, 1, 12), (1,))
     with pytest.raises(ValueError, match="q: the compiled"):
         rerope_flash_attention(q, k, v, rope_inv_freq(12), window=4, interpret=False)
+
+
+def test_eager_jit_and_vmap_agree():
+    q, k, v, _ = _operands(6, 24, 1, 1)
+    f = lambda q, k, v: rerope_flash_attention(q, k, v, INV, window=8, block_q=16, block_k=16)  # noqa: E731
+    eager = f(q, k, v)
+    np.testing.assert_allclose(np.asarray(jax.jit(f)(q, k, v)), np.asarray(eager), atol=1e-6)
+    # vmap over a leading axis (here: the two examples of the batch, each given batch size 1)
+    mapped = jax.vmap(f)(q[:, None], k[:, None], v[:, None])[:, 0]
+    np.testing.assert_allclose(np.asarray(mapped), np.asarray(eager), atol=1e-6)
