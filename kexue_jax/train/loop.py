@@ -187,11 +187,15 @@ def abstract_state(run: Run) -> TrainState:
 
 
 def restore_or_init(run: Run) -> tuple[TrainState, int | None]:
-    """The newest readable checkpoint of the run, or a fresh state; returns ``(state, step or None)``."""
-    state = initial_state(run)
-    restored = run.checkpointer.restore_latest(state)
+    """The newest readable checkpoint of the run, or a fresh state; returns ``(state, step or None)``.
+
+    A checkpoint is restored into :func:`abstract_state`, so a resumed run computes no fresh state
+    (and no data-dependent init) only to overwrite it; a run without a readable checkpoint starts
+    from :func:`initial_state`.
+    """
+    restored = run.checkpointer.restore_latest(abstract_state(run)) if run.checkpointer.all_steps() else None
     if restored is None:
-        return state, None
+        return initial_state(run), None
     step, state = restored
     return state, step
 
