@@ -271,10 +271,10 @@ def _attend(q, k, v, *, scheme, q_positions, k_positions, t5_table, seq_len, ful
         return dot_product_attention(q, k, v, bias=bias, mask=mask, **structure)
     inv_freq, factor = scheme.encoding(d, seq_len)
     if scheme.rerope_window is not None:
-        kh = repeat_kv_heads(k, h)
-        if full and scheme.rerope_kernel == "pallas":
+        if full and scheme.rerope_kernel == "pallas":  # grouped k/v heads go in as they are
             return rerope_flash_attention(q, k, v, inv_freq, window=scheme.rerope_window,
                                           scale=scheme.leaky_scale, causal=True)
+        kh = repeat_kv_heads(k, h)
         if q.shape[1] == 1:
             logits = rerope_decode_logits(
                 q, kh, inv_freq, q_position=q_positions[0], k_positions=k_positions,
