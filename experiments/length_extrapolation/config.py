@@ -41,7 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
             rope_bias=False,
             hfwa_window=0,
             scheme=ml_collections.ConfigDict(
-                dict(rope="rope", logn=False, logn_clip=True, training_length=TRAINING_LENGTH)
+                # rerope_kernel="pallas": the ReRoPE schemes of table.py through the fused kernel
+                dict(rope="rope", logn=False, logn_clip=True, training_length=TRAINING_LENGTH, rerope_kernel="xla")
             ),
         )
     )
