@@ -198,3 +198,33 @@ def test_eager_jit_and_vmap_agree():
     # vmap over a leading axis (here: the two examples of the batch, each given batch size 1)
     mapped = jax.vmap(f)(q[:, None], k[:, None], v[:, None])[:, 0]
     np.testing.assert_allclose(np.asarray(mapped), np.asarray(eager), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(window=48, scale=None, causal=True, pairing="half", dtype=jnp.bfloat16, t=200, h=4, hk=2),
+        dict(window=33.5, scale=16.0, causal=False, pairing="interleaved", dtype=jnp.float32, t=256, h=2, hk=2),
+    ],
+    ids=["rerope-gqa-padded-bf16", "leaky-bidirectional-f32"],
+)
+def test_forward_and_backward_lower_to_triton_for_a_cuda_gpu(case):
+    """Lowering for CUDA on this GPU-less host runs Pallas' Triton lowering of all three kernels, so a
+    primitive or an index computation Triton cannot take fails here rather than on a lent GPU. (It
+    stops before Triton's own compilation to PTX, which needs the GPU toolchain.)"""
+    dtype, t, h, hk = case.pop("dtype"), case.pop("t"), case.pop("h"), case.pop("hk")
+    d = 64
+    inv = rope_inv_freq(d)
+
+    def fwd(q, k, v):
+        return rerope_flash_attention(q, k, v, inv, interpret=False, **case)
+
+    def loss(q, k, v):
+        return jnp.sum(fwd(q, k, v).astype(jnp.float32) ** 2)
+
+    args = [jax.ShapeDtypeStruct((2, t, n, d), dtype) for n in (h, hk, hk)]
+    for f, kernels in ((fwd, ["forward"]), (jax.grad(loss, argnums=(0, 1, 2)), ["forward", "dq", "dkv"])):
+        text = jax.jit(f).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+        calls = [line for line in text.splitlines() if "custom_call @__gpu$xla.gpu.triton" in line]
+        names = sorted(line.split('name = "')[1].split('"')[0] for line in calls)
+        assert names == sorted(f"rerope_flash_{k}" for k in kernels)
