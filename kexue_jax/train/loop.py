@@ -333,10 +333,10 @@ def train(
                 if eval_metrics:
                     writer.write(step, "eval", eval_metrics)
                     bar.write(f"step {step}: eval " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
-            if (tc.sample_every and step % tc.sample_every == 0) or last:
-                write_grids(run, state, step)
             interrupted = _STOP.is_set()
             stopping = stop_after is not None and step - start >= stop_after
+            # The checkpoint comes before the sample grids: sampling (a 1,000-step sampler at the
+            # last step) can take longer than training did, and must not put the step at risk.
             if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last or stopping or interrupted:
                 check_finite(state)
                 run.checkpointer.save(step, state)
@@ -345,6 +345,8 @@ def train(
                 log.warning("interrupted: saved a checkpoint at step %d in %s; run again to resume", step,
                             run.checkpointer.directory)
                 raise KeyboardInterrupt
+            if (tc.sample_every and step % tc.sample_every == 0) or last:
+                write_grids(run, state, step)
             if stopping:
                 break
         if start >= total:  # nothing to do: already trained

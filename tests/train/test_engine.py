@@ -77,6 +77,20 @@ def test_stop_request_checkpoints_the_step_in_flight_and_resume_is_exact(tmp_pat
     _leaves_equal(full.state, resumed.state)
 
 
+def test_the_last_step_is_checkpointed_before_its_sample_grids(tmp_path, monkeypatch):
+    """Sampling at the end of a run (minutes of a 1,000-step sampler) must not put the trained step at
+    risk: a failure while drawing the final grids leaves the final checkpoint written."""
+    from kexue_jax.train import loop
+
+    def failing_grids(run, state, step):
+        raise RuntimeError(f"sampler failed at step {step}")
+
+    monkeypatch.setattr(loop, "write_grids", failing_grids)
+    with pytest.raises(RuntimeError, match="step 10"):
+        train(tiny_config(steps=10, sample_every=0, checkpoint_every=0), tmp_path)
+    assert Checkpointer(tmp_path / "checkpoints").all_steps() == [10]
+
+
 def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path):
     train(tiny_config(), tmp_path, stop_after=15)
     with (tmp_path / "metrics.jsonl").open("a") as f:  # as if the run died after logging step 17
