@@ -47,3 +47,16 @@ def test_no_catch_all_utils_module():
 def test_no_pmap():
     offenders = [p for p in PKG.rglob("*.py") if "jax.pmap" in p.read_text() or "pmap(" in p.read_text()]
     assert not offenders, f"DESIGN.md forbids pmap: {offenders}"
+
+
+_PACKAGES = sorted(p.parent.relative_to(PKG.parent).as_posix().replace("/", ".") for p in PKG.glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("package", _PACKAGES)
+def test_every_public_name_resolves(package):
+    """``__all__`` is the public surface: each name, eager or lazily imported, must exist."""
+    import importlib
+
+    module = importlib.import_module(package)
+    missing = [name for name in getattr(module, "__all__", ()) if not hasattr(module, name)]
+    assert not missing, f"{package}.__all__ names {missing}, which do not resolve"

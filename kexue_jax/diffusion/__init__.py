@@ -1,11 +1,17 @@
 """Diffusion models, pure core: schedules, SDEs, losses, samplers, likelihood and guidance.
 
 Model functions are plain callables, ``eps_fn(x, t)`` with ``int32 t [b]`` (discrete) or
-``score_fn(x, t)`` with float32 ``t [b]`` (continuous), so any network plugs in. No Flax here.
+``score_fn(x, t)`` with float32 ``t [b]`` (continuous), so any network plugs in. No Flax here: the
+engine tasks (``DiffusionConfig``, ``make_diffusion_task``, ``ClassifierConfig``,
+``make_classifier_task``) are imported on first access from :mod:`.diffusion_model` and
+:mod:`.classifier_model`.
 
 References:
     Su Jianlin's diffusion series, https://kexue.fm/archives/9119 onwards.
 """
+
+import importlib
+from typing import Any
 
 from kexue_jax.diffusion.divergence import divergence_exact, divergence_hutchinson, sample_probes
 from kexue_jax.diffusion.gaussian import gaussian_eps_fn, gaussian_log_prob, gaussian_score_fn
@@ -78,7 +84,23 @@ from kexue_jax.diffusion.sde import (
 )
 from kexue_jax.diffusion.vlb import VLB, elbo_bits_per_dim, model_log_variance, vlb_terms
 
+_LAZY = {
+    "DiffusionConfig": "kexue_jax.diffusion.diffusion_model",
+    "make_diffusion_task": "kexue_jax.diffusion.diffusion_model",
+    "ClassifierConfig": "kexue_jax.diffusion.classifier_model",
+    "make_classifier_task": "kexue_jax.diffusion.classifier_model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kexue_jax.diffusion' has no attribute {name!r}")
+
+
 __all__ = [
+    "ClassifierConfig",
+    "DiffusionConfig",
     "SAMPLERS",
     "SDE",
     "VESDE",
@@ -121,6 +143,8 @@ __all__ = [
     "gaussian_score_fn",
     "langevin_step",
     "linear_schedule",
+    "make_classifier_task",
+    "make_diffusion_task",
     "marginal_coeffs",
     "model_log_variance",
     "ode_bits_per_dim",
