@@ -49,9 +49,21 @@ def schemes(window: int) -> dict[str, PositionScheme]:
     }
 
 
-# (block_q, block_k, num_warps, num_stages) tried by --sweep for the fused ReRoPE kernel on GPU.
-SWEEP = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 4, 2), (128, 64, 8, 2), (64, 128, 4, 2),
-         (128, 128, 8, 2), (128, 32, 4, 3), (64, 32, 4, 3)]
+# Launches of the fused ReRoPE kernel timed by --sweep on GPU: (block_q, block_k, forward num_warps,
+# forward num_stages, backward num_warps, backward num_stages). Pruned with the sm_90 compile of the
+# kernels at d = 128 (benchmarks/rerope_kernel_resources.py, results/rerope_kernel_resources-sm90.json):
+# 64 x 128 and 128 x 128 tiles cannot launch (the dq kernel needs 240 KiB of shared memory, more than
+# the 227 KiB a block may use); of the rest, the launches that spill least.
+SWEEP = [
+    (64, 64, 4, 3, 8, 2),  # the defaults (FORWARD_LAUNCH, BACKWARD_LAUNCH): dk/dv spills 604 B
+    (64, 64, 4, 3, 4, 3),  # Pallas' default launch for all three: dq spills 584 B, dk/dv 2.5 KB
+    (64, 64, 8, 2, 8, 2),
+    (128, 64, 8, 2, 8, 2),  # dq 528 B, dk/dv 232 B
+    (128, 64, 8, 3, 8, 2),
+    (64, 32, 4, 3, 8, 2),  # dk/dv 4 B: spill-free in effect
+    (64, 32, 4, 3, 8, 3),  # all three spill-free
+    (128, 32, 8, 2, 8, 2),  # dq 304 B
+]
 
 
 def _fwd_bwd(attend):
@@ -100,16 +112,18 @@ def main(argv=None) -> int:
                       "tflops": flops / r["median_s"] / 1e12, "temp_bytes": _temp_bytes(step, q, k, v)}
     if args.sweep and on_gpu:
         inv = rope_inv_freq(d)
-        for bq, bk, warps, stages in SWEEP:
+        for bq, bk, warps, stages, bwd_warps, bwd_stages in SWEEP:
+            name = f"rerope_pallas_b{bq}x{bk}_w{warps}s{stages}_bw{bwd_warps}s{bwd_stages}"
             step = _fwd_bwd(functools.partial(
                 rerope_flash_attention, inv_freq=inv, window=window, block_q=bq, block_k=bk,
-                num_warps=warps, num_stages=stages))
+                num_warps=warps, num_stages=stages, backward_num_warps=bwd_warps,
+                backward_num_stages=bwd_stages))
             try:
                 r = time_fn(lambda step=step: step(q, k, v), repeats=args.repeats)
             except Exception as err:  # a tiling Triton cannot compile (shared memory) is recorded
-                rows[f"rerope_pallas_b{bq}x{bk}_w{warps}_s{stages}"] = {"error": str(err)[:300]}
+                rows[name] = {"error": str(err)[:300]}
                 continue
-            rows[f"rerope_pallas_b{bq}x{bk}_w{warps}_s{stages}"] = {
+            rows[name] = {
                 **r, "ratio_vs_fused": ref["median_s"] / r["median_s"], "tflops": flops / r["median_s"] / 1e12}
 
     inv = rope_inv_freq(d)

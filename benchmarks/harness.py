@@ -59,11 +59,15 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, result: dict[str, Any], *, directory: Path | None = None) -> Path:
-    """Write ``result`` plus :func:`environment` to ``results/<name>-<platform>.json``."""
+def write_result(name: str, result: dict[str, Any], *, directory: Path | None = None,
+                 platform: str | None = None) -> Path:
+    """Write ``result`` plus :func:`environment` to ``results/<name>-<platform>.json``.
+
+    ``platform`` defaults to the platform of JAX's first device; a result about another target (a
+    kernel compiled for sm_90 on a CPU host) names that target instead."""
     directory = directory or RESULTS
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "environment": environment(), **result}
-    path = directory / f"{name}-{jax.devices()[0].platform}.json"
+    path = directory / f"{name}-{platform or jax.devices()[0].platform}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path

@@ -22,8 +22,9 @@ recomputes the probabilities from the saved log-sum-exp, as flash attention does
 The kernel is written in Pallas: on GPU it compiles through Triton; on CPU it runs in Pallas'
 interpreter (``interpret=True``, the default there), which is how the tests check it against the
 two-matrix reference; a test also lowers the forward and both backward kernels through Pallas' Triton
-lowering for a CUDA target from the CPU host, so only Triton's own compilation to PTX waits for a
-GPU. It is not tuned for TPU.
+lowering for a CUDA target from the CPU host, and ``benchmarks/rerope_kernel_resources.py`` compiles
+that Triton IR to sm_90 machine code (registers, spills, shared memory) without a GPU. The launch
+defaults below come from it. It is not tuned for TPU.
 
 References:
     Su Jianlin, https://kexue.fm/archives/9708 (Transformer升级之路 12: 无限外推的ReRoPE?) and
@@ -62,8 +63,10 @@ class _Config:
     block_k: int
     group: int  # query heads per key/value head
     interpret: bool
-    num_warps: int | None
-    num_stages: int | None
+    num_warps: int  # the forward kernel's Triton launch
+    num_stages: int
+    backward_num_warps: int  # the dq and dk/dv kernels'
+    backward_num_stages: int
 
 
 def _dot_t(a: Array, b: Array) -> Array:
@@ -256,7 +259,18 @@ def _dkv_kernel(q1_ref, q2_ref, k1_ref, k2_ref, v_ref, do_ref, lse_ref, delta_re
     dv_ref[...] = dv.astype(dv_ref.dtype)
 
 
-def _compiler_params(cfg: _Config):
+# Triton launch defaults, (num_warps, num_stages), chosen from the sm_90 compile of the kernels
+# (benchmarks/rerope_kernel_resources.py, results/rerope_kernel_resources-sm90.json; bf16, d = 128,
+# 64 x 64 tiles): the forward needs 252 registers and no spills in 4 warps with 3 pipeline stages
+# (Pallas' own default). The dq and dk/dv kernels carry two and three float32 accumulators: with 4
+# warps they spill 584 B and 2.5 KB per thread; 8 warps make dq spill-free and cut dk/dv to 604 B, and
+# 2 stages keep their shared memory at 144 / 112 KiB. (d = 64 shows the same pattern.) This is a
+# compile-time criterion; the GPU --sweep of benchmarks/attention_positions.py times the choices.
+FORWARD_LAUNCH = (4, 3)
+BACKWARD_LAUNCH = (8, 2)
+
+
+def _compiler_params(cfg: _Config, backward: bool):
     # Triton's parameters whenever the kernel is compiled, also when lowering for a GPU from a
     # host without one (``jax.export``): without them Pallas may pick its Mosaic GPU backend, which
     # cannot lower this kernel.
@@ -264,12 +278,9 @@ def _compiler_params(cfg: _Config):
         return None
     from jax.experimental.pallas import triton as plgpu
 
-    kwargs = {}
-    if cfg.num_warps is not None:
-        kwargs["num_warps"] = cfg.num_warps
-    if cfg.num_stages is not None:
-        kwargs["num_stages"] = cfg.num_stages
-    return plgpu.CompilerParams(**kwargs)
+    if backward:
+        return plgpu.CompilerParams(num_warps=cfg.backward_num_warps, num_stages=cfg.backward_num_stages)
+    return plgpu.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
 def _call(kernel, cfg: _Config, grid_blocks: int, in_specs, out_specs, out_shape, name: str):
@@ -281,7 +292,7 @@ def _call(kernel, cfg: _Config, grid_blocks: int, in_specs, out_specs, out_shape
         out_specs=out_specs,
         out_shape=out_shape,
         interpret=cfg.interpret,
-        compiler_params=_compiler_params(cfg),
+        compiler_params=_compiler_params(cfg, backward=kernel is not _forward_kernel),
         name=name,
     )
 
@@ -363,6 +374,14 @@ def _fused_bwd(cfg: _Config, res, do):
 _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
+def _launch(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
+    return value
+
+
 def _block(requested: int, t: int, name: str) -> int:
     check_positive(name, requested)
     if requested & (requested - 1) or requested < 16:
@@ -386,6 +405,8 @@ def rerope_flash_attention(
     interpret: bool | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
+    backward_num_warps: int | None = None,
+    backward_num_stages: int | None = None,
 ) -> Float[Array, "b t h dv"]:
     """ReRoPE / Leaky ReRoPE self-attention in one fused kernel, without a $T\\times T$ array.
 
@@ -409,8 +430,13 @@ def rerope_flash_attention(
         block_q: query rows per tile, a power of two >= 16 (capped at the padded length).
         block_k: keys per tile, a power of two >= 16.
         interpret: run the kernel in Pallas' interpreter; default: on any backend but GPU.
-        num_warps: Triton warps per program (GPU); default Triton's choice.
-        num_stages: Triton pipeline stages (GPU); default Triton's choice.
+        num_warps: Triton warps per program of the forward kernel (GPU); default
+            ``FORWARD_LAUNCH[0]`` (4).
+        num_stages: Triton pipeline stages of the forward kernel (GPU); default
+            ``FORWARD_LAUNCH[1]`` (3).
+        backward_num_warps: warps of the dq and dk/dv kernels; default ``BACKWARD_LAUNCH[0]`` (8:
+            their float32 accumulators spill registers with 4 warps on sm_90).
+        backward_num_stages: pipeline stages of the backward kernels; default ``BACKWARD_LAUNCH[1]`` (2).
 
     Returns:
         ``[b, t, h, dv]`` in ``v``'s dtype.
@@ -452,8 +478,10 @@ def rerope_flash_attention(
         block_k=bk,
         group=dims["h"] // dims["hk"],
         interpret=interpret,
-        num_warps=num_warps,
-        num_stages=num_stages,
+        num_warps=_launch("num_warps", num_warps, FORWARD_LAUNCH[0]),
+        num_stages=_launch("num_stages", num_stages, FORWARD_LAUNCH[1]),
+        backward_num_warps=_launch("backward_num_warps", backward_num_warps, BACKWARD_LAUNCH[0]),
+        backward_num_stages=_launch("backward_num_stages", backward_num_stages, BACKWARD_LAUNCH[1]),
     )
     return _rerope_flash(q, k, v, jnp.asarray(inv_freq, jnp.float32), scale, pairing, cfg)
 

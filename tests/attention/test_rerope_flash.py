@@ -112,7 +112,8 @@ def test_tile_ranges_classify_every_tile(t_tiles, bq, bk, window, causal):
     """Each tile is walked once, in the cheapest mode that is exact for every entry in it."""
     t = t_tiles * max(bq, bk)
     cfg = rf._Config(window=window, causal=causal, logit_scale=1.0, seq_len=t, padded_len=t,
-                     block_q=bq, block_k=bk, group=1, interpret=True, num_warps=None, num_stages=None)
+                     block_q=bq, block_k=bk, group=1, interpret=True, num_warps=4, num_stages=3,
+                     backward_num_warps=8, backward_num_stages=2)
 
     def truth(i, j):
         rel = (i * bq + np.arange(bq))[:, None] - (j * bk + np.arange(bk))[None, :]
@@ -162,6 +163,8 @@ def test_bad_arguments_raise_value_errors_naming_them():
         rerope_flash_attention(q, k, v, INV, window=4, scale=-1.0)
     with pytest.raises(ValueError, match="block_q"):
         rerope_flash_attention(q, k, v, INV, window=4, block_q=24)
+    with pytest.raises(ValueError, match="backward_num_warps"):
+        rerope_flash_attention(q, k, v, INV, window=4, backward_num_warps=0)
     with pytest.raises(ValueError, match="k: self-attention"):
         rerope_flash_attention(q, k[:, :8], v[:, :8], INV, window=4)
     with pytest.raises(ValueError, match="v"):
@@ -201,30 +204,43 @@ def test_eager_jit_and_vmap_agree():
 
 
 @pytest.mark.parametrize(
-    "case",
+    ("case", "launch"),
     [
-        dict(window=48, scale=None, causal=True, pairing="half", dtype=jnp.bfloat16, t=200, h=4, hk=2),
-        dict(window=33.5, scale=16.0, causal=False, pairing="interleaved", dtype=jnp.float32, t=256, h=2, hk=2),
+        (dict(window=48, scale=None, causal=True, pairing="half", dtype=jnp.bfloat16, t=200, h=4, hk=2),
+         {}),
+        (dict(window=33.5, scale=16.0, causal=False, pairing="interleaved", dtype=jnp.float32, t=256, h=2, hk=2),
+         dict(num_warps=8, num_stages=2, backward_num_warps=4, backward_num_stages=3)),
     ],
-    ids=["rerope-gqa-padded-bf16", "leaky-bidirectional-f32"],
+    ids=["rerope-gqa-padded-bf16-default-launch", "leaky-bidirectional-f32-explicit-launch"],
 )
-def test_forward_and_backward_lower_to_triton_for_a_cuda_gpu(case):
+def test_forward_and_backward_lower_to_triton_for_a_cuda_gpu(case, launch):
     """Lowering for CUDA on this GPU-less host runs Pallas' Triton lowering of all three kernels, so a
     primitive or an index computation Triton cannot take fails here rather than on a lent GPU. (It
-    stops before Triton's own compilation to PTX, which needs the GPU toolchain.)"""
+    stops before Triton's own compilation to PTX, which needs the GPU toolchain.) Each kernel carries
+    its launch parameters: the forward's, or the backward's for dq and dk/dv."""
     dtype, t, h, hk = case.pop("dtype"), case.pop("t"), case.pop("h"), case.pop("hk")
     d = 64
     inv = rope_inv_freq(d)
 
     def fwd(q, k, v):
-        return rerope_flash_attention(q, k, v, inv, interpret=False, **case)
+        return rerope_flash_attention(q, k, v, inv, interpret=False, **case, **launch)
 
     def loss(q, k, v):
         return jnp.sum(fwd(q, k, v).astype(jnp.float32) ** 2)
 
+    forward = (launch.get("num_warps", rf.FORWARD_LAUNCH[0]), launch.get("num_stages", rf.FORWARD_LAUNCH[1]))
+    backward = (launch.get("backward_num_warps", rf.BACKWARD_LAUNCH[0]),
+                launch.get("backward_num_stages", rf.BACKWARD_LAUNCH[1]))
+    expected = {"forward": forward, "dq": backward, "dkv": backward}
     args = [jax.ShapeDtypeStruct((2, t, n, d), dtype) for n in (h, hk, hk)]
     for f, kernels in ((fwd, ["forward"]), (jax.grad(loss, argnums=(0, 1, 2)), ["forward", "dq", "dkv"])):
         text = jax.jit(f).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
         calls = [line for line in text.splitlines() if "custom_call @__gpu$xla.gpu.triton" in line]
-        names = sorted(line.split('name = "')[1].split('"')[0] for line in calls)
-        assert names == sorted(f"rerope_flash_{k}" for k in kernels)
+        found = {}
+        for line in calls:
+            name = line.split('name = "rerope_flash_')[1].split('"')[0]
+            warps = int(line.split("num_warps = ")[1].split(" ")[0])
+            stages = int(line.split("num_stages = ")[1].split(" ")[0])
+            found[name] = (warps, stages)
+        assert len(calls) == len(kernels)
+        assert found == {k: expected[k] for k in kernels}
