@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -174,21 +175,40 @@ def test_interval_not_multiple_of_log_every_raises(tmp_path):
 
 
 def test_ema_follows_its_recursion(tmp_path):
-    """ema_{k+1} = d * ema_k + (1 - d) * params_{k+1}, checked over one step of the real step fn."""
+    """ema_{n+1} = d_n * ema_n + (1 - d_n) * params_{n+1}, d_n = min(d, (1 + n)/(10 + n)), checked over
+    real steps of the step fn: in the warm-up (n = 1) and after it (n = 40)."""
     from kexue_jax.train.loop import initial_state, setup
     from kexue_jax.train.mesh import shard_batch
-    from kexue_jax.train.step import make_train_step
+    from kexue_jax.train.step import ema_decay_at, make_train_step
 
     config = tiny_config(ema_decay=0.75)
     run = setup(config, tmp_path)
     state = initial_state(run)
     step = make_train_step(run.task, run.optimizer, mesh=run.mesh, ema_decay=0.75, donate=False)
     s1, _ = step(state, shard_batch(run.batcher.batch_at(0), run.mesh))
-    s2, _ = step(s1, shard_batch(run.batcher.batch_at(1), run.mesh))
-    expected = jax.tree.map(lambda e, p: 0.75 * e + 0.25 * p, s1.ema_params, s2.params)
-    assert_tree_allclose(s2.ema_params, expected, rtol=1e-6, atol=1e-7)
-    assert not np.allclose(np.asarray(s2.ema_params["w1"]), np.asarray(s2.params["w1"]))
+    for n, decay in ((1, 2.0 / 11.0), (40, 0.75)):
+        s1 = s1._replace(step=jnp.asarray(n, jnp.int32))
+        s2, _ = step(s1, shard_batch(run.batcher.batch_at(1), run.mesh))
+        assert float(ema_decay_at(n, 0.75)) == pytest.approx(decay, rel=1e-6)
+        expected = jax.tree.map(lambda e, p, d=decay: d * e + (1 - d) * p, s1.ema_params, s2.params)
+        assert_tree_allclose(s2.ema_params, expected, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(np.asarray(s2.ema_params["w1"]), np.asarray(s2.params["w1"]))
     run.checkpointer.close()
+
+
+def test_ema_of_a_short_run_forgets_the_initial_parameters(tmp_path):
+    """With d = 0.999 a constant-decay EMA would still be 98% the initialisation after 20 steps; the
+    warmed-up one sits among the recent iterates: closer to the final parameters than to the init."""
+    from kexue_jax.train.loop import initial_state, setup
+
+    config = tiny_config(steps=20, ema_decay=0.999)
+    run = setup(config, tmp_path / "init")
+    init = initial_state(run).params
+    run.checkpointer.close()
+    final = train(config, tmp_path / "run").state
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])  # noqa: E731
+    ema, params, start = flat(final.ema_params), flat(final.params), flat(init)
+    assert np.linalg.norm(ema - params) < 0.5 * np.linalg.norm(ema - start)
 
 
 def test_low_precision_params_are_refused():
