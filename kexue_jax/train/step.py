@@ -33,7 +33,7 @@ def _all_finite(tree: Any) -> jax.Array:
 
 
 def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
-    """The EMA decay of update ``step`` (0-based): $\min(d, (1 + n) / (10 + n))$.
+    r"""The EMA decay of update ``step`` (0-based): $\min(d, (1 + n) / (10 + n))$.
 
     A constant $d$ from step 0 leaves weight $d^n$ on the initial parameters after $n$ updates
     (0.999: 14% after 2,000 steps), and a random or zero-initialised network mixed into the average
@@ -41,7 +41,7 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
     bounds). The warm-up, as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` and
     diffusers' ``EMAModel``, averages the early iterates almost uniformly, so the initial weight is
     $\prod_{k<n}(1 + k)/(10 + k) = 9!\,n!/(n + 9)!$ (below $10^{-6}$ after 20 updates), and reaches
-    $d$ itself after $(10d - 1)/(1 - d)$ updates (8,991 for 0.999).
+    $d$ itself after $(10d - 1)/(1 - d)$ updates (8,990 for 0.999).
     """
     n = jnp.asarray(step, jnp.float32)
     return jnp.minimum(jnp.float32(decay), (1.0 + n) / (10.0 + n))
