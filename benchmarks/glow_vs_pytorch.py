@@ -52,7 +52,7 @@ from kexue_jax.flows.flow_model import make_flow_task
 IMAGE = (32, 32, 3)
 LR, CLIP = 1e-3, 50.0
 GOALS = {"ours_over_pytorch_eager": 2.0}
-FIXED = ("p_order", "sign")  # LU parameters that get no gradient (Glow keeps them fixed)
+FIXED = ("p_order", "sign")  # LU buffers that get no gradient (Glow keeps them fixed; model state on our side)
 
 
 # --- the PyTorch Glow -----------------------------------------------------------------------------
@@ -233,12 +233,13 @@ class TorchGlow(nn.Module):
                 step.compile(dynamic=False)  # one static graph per level shape
 
     def fixed_count(self) -> int:
-        """Scalars of the fixed LU buffers (``p_order``, ``sign``), parameters on our side."""
+        """Scalars of the fixed LU buffers (``p_order``, ``sign``), model state on our side too."""
         return sum(b.numel() for n, b in self.named_buffers() if n.rsplit(".", 1)[-1] in FIXED)
 
     @torch.no_grad()
-    def load_ours(self, params: dict) -> None:
-        """Copy our Glow's parameters (``make_flow_task``'s nested dict) into this model."""
+    def load_ours(self, params: dict, state: dict) -> None:
+        """Copy our Glow (``make_flow_task``'s nested dicts: params, and the state with the fixed
+        LU buffers) into this model."""
 
         def put(dst: torch.Tensor, src: Any, perm: tuple[int, ...] | None = None) -> None:
             a = np.array(src, np.float32)
@@ -248,6 +249,7 @@ class TorchGlow(nn.Module):
         for i, steps in enumerate(self.levels):
             level = params["flow"][1][i]
             act, lu, cp = (level["level"][1][j] for j in range(3))
+            lu = {**lu, **state["flow"][1][i]["level"][1][1]}
             for k, step in enumerate(steps):
                 step.actnorm.pending_init = False
                 put(step.actnorm.log_scale, act["log_scale"][k])
@@ -278,11 +280,12 @@ def flow_task(sizes: dict[str, int], dtype: str):
                                num_bins=256, **sizes), None)
 
 
-def our_counts(params: Any) -> dict[str, int]:
-    fixed = sum(int(np.prod(leaf.shape)) for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+def our_counts(params: Any, state: Any) -> dict[str, int]:
+    """Trainable scalars (``params``) and all scalars (plus the fixed LU buffers kept in ``state``)."""
+    fixed = sum(int(np.prod(leaf.shape)) for path, leaf in jax.tree_util.tree_leaves_with_path(state)
                 if getattr(path[-1], "key", None) in FIXED)
-    total = peer.count_arrays(params)
-    return {"total": total, "trainable": total - fixed}
+    trainable = peer.count_arrays(params)
+    return {"total": trainable + fixed, "trainable": trainable}
 
 
 def torch_counts(model: TorchGlow) -> dict[str, int]:
@@ -301,25 +304,24 @@ def check_same_function(device: torch.device) -> dict[str, Any]:
 
     @jax.jit
     def perturb(params: Any) -> Any:
-        leaves, treedef = jax.tree.flatten_with_path(params)
+        leaves, treedef = jax.tree.flatten(params)
         keys = jax.random.split(jax.random.key(2), len(leaves))
-        return jax.tree.unflatten(treedef, [
-            leaf if getattr(path[-1], "key", None) in FIXED else leaf + 0.05 * jax.random.normal(k, leaf.shape)
-            for (path, leaf), k in zip(leaves, keys, strict=True)])
+        return jax.tree.unflatten(treedef, [leaf + 0.05 * jax.random.normal(k, leaf.shape)
+                                            for leaf, k in zip(leaves, keys, strict=True)])
 
     params = perturb(params)
     x = (images.astype(np.float32) + rng.uniform(size=images.shape).astype(np.float32)) / 256.0
     with jax.default_matmul_precision("float32"):
         ours = np.asarray(jax.jit(lambda p, x: task.extras["model"](p, state).log_prob(x))(params, x))
     model = TorchGlow(IMAGE, bf16=False, **sizes).to(device)
-    model.load_ours(jax.device_get(params))
+    model.load_ours(jax.device_get(params), jax.device_get(state))
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     with torch.no_grad():
         theirs = model.log_prob(torch.as_tensor(x.transpose(0, 3, 1, 2).copy(), device=device)).cpu().numpy()
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     gap = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(ours)))
-    counts = {"ours": our_counts(params), "pytorch": torch_counts(model)}
+    counts = {"ours": our_counts(params, state), "pytorch": torch_counts(model)}
     if counts["ours"] != counts["pytorch"] or not gap < 1e-4 or not np.all(np.isfinite(ours)):
         raise SystemExit(f"the two Glows differ at the check size: counts {counts}, relative log p gap {gap:.2e}")
     return {"sizes": sizes, "params": counts, "max_relative_log_prob_gap": gap,
@@ -363,7 +365,7 @@ def main(argv=None) -> int:
     task = flow_task(sizes, dtype)
     optimizer = optax.chain(optax.clip_by_global_norm(CLIP), optax.adam(LR))
     ours = peer.EngineSide(task, optimizer, [{"image": x} for x in images], steps=steps, key=jax.random.key(0))
-    counts = {"ours": our_counts(ours.state.params)}
+    counts = {"ours": our_counts(ours.state.params, ours.state.model_state)}
     compiled = ours.compile()
     ours_first = ours.first_metrics()
     peer.warm_up(ours.run)
@@ -395,8 +397,8 @@ def main(argv=None) -> int:
     if small:  # full-size counts: ours from abstract shapes, PyTorch's by building it on the CPU
         full = glow_sizes(False)
         abstract = jax.eval_shape(lambda: flow_task(full, "float32").init(
-            {"image": np.zeros((2, *IMAGE), np.uint8)}, key=jax.random.key(0))[0])
-        result["params_full_size"] = {"ours": our_counts(abstract),
+            {"image": np.zeros((2, *IMAGE), np.uint8)}, key=jax.random.key(0)))
+        result["params_full_size"] = {"ours": our_counts(*abstract),
                                       "pytorch": torch_counts(TorchGlow(IMAGE, bf16=False, **full))}
     for side, bpd in result["init_bpd"].items():
         if not math.isfinite(bpd):

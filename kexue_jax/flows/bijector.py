@@ -26,6 +26,24 @@ import jax
 from kexue_jax._src.typing import Array, Float, PRNGKey
 
 Params = Any
+
+FIXED_KEYS: frozenset[str] = frozenset({"p_order", "sign", "order"})
+"""Dict keys of the params leaves that are fixed buffers, not parameters.
+
+A layer stores values that it decodes but never learns (the 1×1 convolution's permutation
+``p_order`` and ``sign``, the shuffle's ``order``) in its params under one of these keys, and reads
+them through ``stop_gradient``. The NNX shell (:class:`~kexue_jax.flows.Flow`) keeps such leaves out
+of the trainable parameters, so that no optimizer (decoupled weight decay, in particular) and no EMA
+ever touches them; ``tests/suites/test_bijector_suite.py`` checks, for every registered layer, that
+the leaves under these keys are exactly the ones that get no gradient.
+"""
+
+
+def is_fixed(path: tuple[Any, ...]) -> bool:
+    """Whether the leaf at ``path`` (a ``jax.tree_util`` key path into params) is a fixed buffer."""
+    return bool(path) and isinstance(path[-1], jax.tree_util.DictKey) and path[-1].key in FIXED_KEYS
+
+
 ForwardFn = Callable[[Params, Array], tuple[Array, Float[Array, " b"]]]
 
 
@@ -123,4 +141,4 @@ def chain(*bijectors: Bijector) -> Bijector:
     )
 
 
-__all__ = ["Bijector", "chain"]
+__all__ = ["Bijector", "chain", "FIXED_KEYS", "is_fixed"]

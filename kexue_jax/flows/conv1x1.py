@@ -13,8 +13,9 @@ invertible linear map.
   as Glow does, or (``init="reverse"``) at the channel reversal $P = J$, $L = U = I$: the step then
   starts as RealNVP's fixed reverse permutation and learns any mixing from there.
   $P$ (stored as a float32 vector ``p_order``, rows $= \\mathrm{argsort}(\\text{p\\_order})$) and
-  ``sign`` (used through its sign) are stored in params but get no gradient, as Glow keeps them
-  fixed; any real values decode to a valid permutation and signs, so $W$ stays invertible and the
+  ``sign`` (used through its sign) are stored in params under
+  :data:`~kexue_jax.flows.bijector.FIXED_KEYS` and get no gradient, as Glow keeps them fixed (the
+  NNX shell keeps them out of the optimizer); any real values decode to a valid permutation and signs, so $W$ stays invertible and the
   log-det formula exact after any update.
 
 References:

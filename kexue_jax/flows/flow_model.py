@@ -2,7 +2,8 @@
 
 The module is a thin shell over the pure bijectors of :mod:`kexue_jax.flows.architectures` and
 the priors of :mod:`kexue_jax.flows.prior`: it owns their parameters (``nnx.Param`` leaves of the
-pure params pytree) and exposes ``forward(x) -> (z, log_det)``, ``inverse(z)``, ``log_prob(x)``
+pure params pytree; the fixed permutations and signs under
+:data:`~kexue_jax.flows.bijector.FIXED_KEYS` are :class:`FlowBuffer` state instead) and exposes ``forward(x) -> (z, log_det)``, ``inverse(z)``, ``log_prob(x)``
 (nats per example) and ``sample(n, *, key, temperature)``.
 
 Data convention. ``x`` is continuous: dequantized images in $[0, 1)^D$ (``num_bins`` levels;
@@ -51,7 +52,7 @@ from kexue_jax.flows.architectures import (
     nice,
     realnvp,
 )
-from kexue_jax.flows.bijector import Bijector, chain
+from kexue_jax.flows.bijector import Bijector, chain, is_fixed
 from kexue_jax.flows.dequantize import quantize, uniform_dequantize
 from kexue_jax.flows.logit import logit
 from kexue_jax.flows.prior import (
@@ -203,6 +204,20 @@ def _as_tuple(z: Any) -> tuple[Array, ...]:
     return tuple(z) if isinstance(z, (tuple, list)) else (z,)
 
 
+class FlowBuffer(nnx.Variable):
+    """A fixed value of a flow layer (a leaf under :data:`~kexue_jax.flows.bijector.FIXED_KEYS`).
+
+    Not an ``nnx.Param``, so :func:`~kexue_jax.nn.split_module` puts it in the model state: the
+    optimizer, its weight decay and the EMA never see it.
+    """
+
+
+def _wrap(params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, v: FlowBuffer(v) if is_fixed(path) else nnx.Param(v), params
+    )
+
+
 class Flow(nnx.Module):
     """A normalising flow with a Gaussian base: $\\log p(x) = \\log p_Z(f(x)) + \\log|\\det J_f(x)|$.
 
@@ -218,7 +233,7 @@ class Flow(nnx.Module):
         self.config = config
         # One compiled init instead of many small eager programs (a deep Glow has hundreds of layers).
         params = jax.jit(build_bijector(config).init)(rngs.params(), jnp.asarray(example, jnp.float32))
-        self.flow = nnx.data(jax.tree.map(nnx.Param, params))
+        self.flow = nnx.data(_wrap(params))
         if config.learn_top:
             top_shape = self._latent_shapes(1)[-1][1:]
             prior = init_top_prior(top_shape, num_classes=config.num_classes)

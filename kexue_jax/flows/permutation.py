@@ -6,8 +6,9 @@ dimension be transformed by some coupling.
 The shuffle's permutation $\\pi$ is drawn once by ``init`` and stored as the float32 vector
 ``params["order"]`` with $\\pi = \\mathrm{argsort}(\\text{order})$. Any real vector decodes to a
 valid
-permutation, so the layer stays a bijection with log-det 0 whatever an optimizer (weight decay) or a
-test (noise) does to it, and ``argsort`` passes no gradient: the permutation is fixed in training.
+permutation, so the layer stays a bijection with log-det 0 whatever a test (noise) does to it, and
+``argsort`` passes no gradient; ``order`` is one of :data:`~kexue_jax.flows.bijector.FIXED_KEYS`, so
+the NNX shell keeps it out of the optimizer: the permutation is fixed in training.
 
 References:
     Su Jianlin, "细水长flow之NICE", https://kexue.fm/archives/5776 (交错/反转);

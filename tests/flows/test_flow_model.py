@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 from kexue_jax import data as kdata
+from kexue_jax._src.random import make_key, split_named
 from kexue_jax.flows import NICE, Flow, FlowConfig, Glow, RealNVP, make_flow_task
 from kexue_jax.metrics import bits_per_dim
 from kexue_jax.nn.functional import split_module
@@ -227,3 +228,31 @@ def test_actnorm_is_initialised_on_the_first_batch_and_restored_not_reinitialise
     out = x * jnp.exp(params["log_scale"]) + params["bias"]
     np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(out.std(0), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("permutation", ["conv1x1_lu", "shuffle"])
+def test_fixed_permutations_are_model_state_that_weight_decay_never_touches(tmp_path, permutation):
+    # AdamW's decoupled decay multiplies every optimised leaf by (1 - lr·wd) each step; kept among
+    # the params, P, the signs and the shuffle order would shrink toward 0 until ties corrupt them.
+    config = _flow_config(steps=4)
+    config.model.permutation = permutation
+    config.optim = ml_collections.ConfigDict(dict(
+        name="adamw", learning_rate=1e-2, weight_decay=10.0, schedule="constant", warmup_steps=0,
+        end_factor=1.0, grad_clip_norm=1.0))
+    config.train.checkpoint_every = 0
+    task = build_task("flow", config.model, kdata.load("moons", split="train").info)
+    batch = kdata.Batcher(kdata.load("moons", split="train"), 64, seed=config.seed).batch_at(0)
+    # the engine's own init (its key is the "init" stream of the seed)
+    params0, state0 = task.init(batch, key=split_named(make_key(config.seed), "init")["init"])
+    fixed = {"conv1x1_lu": {"p_order", "sign"}, "shuffle": {"order"}}[permutation]
+
+    def keys_of(tree):
+        return {getattr(path[-1], "key", None) for path, _ in jax.tree_util.tree_leaves_with_path(tree)}
+
+    assert fixed <= keys_of(state0) and not fixed & keys_of(params0)
+    run = train(config, tmp_path / permutation)
+    for a, b in zip(jax.tree.leaves(state0), jax.tree.leaves(run.state.model_state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the decay did act on the trainable params: every leaf moved (lr·wd = 0.1 a step)
+    for a, b in zip(jax.tree.leaves(params0), jax.tree.leaves(run.state.params), strict=True):
+        assert not np.allclose(np.asarray(a), np.asarray(b))

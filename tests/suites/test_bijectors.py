@@ -3,7 +3,8 @@
 Each registered factory's default bijector is checked for: round trip and opposite log-dets after
 a random perturbation of its params (so couplings are not the identity), log-det = slogdet of the
 Jacobian of the flattened single-example map, eager = jit = vmap, float32 ``[b]`` log-dets,
-finite gradients, and ``ValueError`` naming the argument on a wrong rank.
+finite gradients, ``ValueError`` naming the argument on a wrong rank, and that the leaves declared
+fixed (``FIXED_KEYS``, kept out of the optimizer by the NNX shell) are exactly those without gradient.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from kexue_jax._src.testing import assert_eager_jit_vmap, assert_finite_grads
 from kexue_jax.flows import BIJECTORS
+from kexue_jax.flows.bijector import is_fixed
 
 NAMES = sorted(BIJECTORS)
 IMAGE_SHAPE = (2, 4, 4, 2)
@@ -120,6 +122,26 @@ def test_finite_grads(name):
         return jnp.sum(ld) + jnp.sum(y**2)
 
     assert_finite_grads(loss, params, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixed_leaves_are_exactly_the_leaves_without_gradient(name):
+    # A leaf with no gradient that is not declared fixed would be decayed by AdamW; a declared
+    # one with a gradient would silently stop learning.
+    bij, _, _, params = _setup(name)
+    x = _sample(bij, jax.random.key(11))
+    y0, _ = bij.forward(params, x)
+    r = jax.random.normal(jax.random.key(12), y0.shape, jnp.float32)
+
+    def loss(p):
+        y, ld = bij.forward(p, x)
+        x_back, ld_inv = bij.inverse(p, y0)
+        return jnp.sum(ld) + jnp.sum(y * r) + jnp.sum(ld_inv) + jnp.sum(x_back * x)
+
+    grads = jax.jit(jax.grad(loss))(params)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        no_grad = not np.any(np.asarray(g))
+        assert no_grad == is_fixed(path), (jax.tree_util.keystr(path), no_grad)
 
 
 @pytest.mark.parametrize("name", NAMES)
