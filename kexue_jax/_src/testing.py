@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,3 +75,23 @@ def assert_finite_grads(fn: Callable[..., Any], params: Any, *args: Any, **kwarg
     grads = jax.grad(lambda p: fn(p, *args, **kwargs))(params)
     for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.all(jnp.isfinite(leaf))), f"non-finite gradient at {jax.tree_util.keystr(path)}"
+
+
+def _eqns(jaxpr: Any):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for inner in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(inner, "jaxpr", inner)
+                if isinstance(inner, jax.extend.core.Jaxpr):
+                    yield from _eqns(inner)
+
+
+def dot_operand_dtypes(fn: Callable[..., Any], *args: Any) -> set[str]:
+    """The operand dtypes of every matrix product (``dot_general``) in ``fn(*args)``'s program.
+
+    Walks nested jaxprs (``jit``, ``scan``, ``cond``, custom derivatives), so a mixed-precision
+    policy (bf16 operands, float32 accumulation) can be checked without a GPU.
+    """
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    return {str(v.aval.dtype) for eqn in _eqns(jaxpr) if eqn.primitive.name == "dot_general" for v in eqn.invars}

@@ -34,7 +34,7 @@ from kexue_jax._src.typing import Array, Bool, Float, PRNGKey
 from kexue_jax.attention._jit import jit_with_static
 from kexue_jax.attention._validate import check_broadcast_4d, check_qkv, repeat_kv_heads
 from kexue_jax.attention.dot_product import attention_from_logits, attention_logits
-from kexue_jax.attention.linear import exclusive_cumsum
+from kexue_jax.attention.linear import compute_dtype, exclusive_cumsum, mm
 
 Normalization = Literal["relu2", "softmax", "softmax_plus"]
 NORMALIZATIONS = ("relu2", "softmax", "softmax_plus")
@@ -115,6 +115,8 @@ def mixed_chunk_attention(
     Cost $O(tc)$ for the local part and $O(t\,r\,e/c)$ memory for the chunk states. A sequence whose
     length is not a multiple of ``chunk_size`` is zero-padded at the end (padded keys have zero
     weight in both parts). See the module docstring for the formula and the normalisers.
+    The matrix products take the inputs' dtype (bf16 on a GPU); the $\mathrm{relu}^2$ weights,
+    chunk states and normalisers are float32.
 
     Args:
         q_quad, k_quad: ``[b, t, h, s]`` local (quadratic) queries and keys.
@@ -133,23 +135,24 @@ def mixed_chunk_attention(
     b, t, h, s = dims["b"], dims["tq"], dims["h"], dims["d"]
     c = chunk_size
     pad = (-t) % c
-    arrays = [x.astype(jnp.float32) for x in (q_quad, k_quad, q_lin, k_lin, v)]
+    dtype = compute_dtype(q_quad, k_quad, q_lin, k_lin, v)
+    arrays = [x.astype(dtype) for x in (q_quad, k_quad, q_lin, k_lin, v)]
     if pad:
         arrays = [jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in arrays]
     g = (t + pad) // c
     qq, kq, ql, kl, vf = (x.reshape(b, g, c, h, x.shape[-1]) for x in arrays)
-    weights = jnp.square(jax.nn.relu(jnp.einsum("bgqhs,bgkhs->bghqk", qq, kq))) / (c * s)
+    weights = jnp.square(jax.nn.relu(mm("bgqhs,bgkhs->bghqk", qq, kq, dtype))) / (c * s)
     if is_causal:
         weights = weights * jnp.tril(jnp.ones((c, c), jnp.float32))
-    local = jnp.einsum("bghqk,bgkhe->bgqhe", weights, vf)
-    chunk_kv = jnp.einsum("bgkhr,bgkhe->bghre", kl, vf)
+    local = mm("bghqk,bgkhe->bgqhe", weights, vf, dtype)
+    chunk_kv = mm("bgkhr,bgkhe->bghre", kl, vf, dtype)
     if is_causal:
         prev_kv = exclusive_cumsum(chunk_kv, axis=1)
         count = jnp.arange(g, dtype=jnp.float32) * c
         prev_kv = prev_kv / jnp.maximum(count, 1.0)[None, :, None, None, None]
-        glob = jnp.einsum("bgqhr,bghre->bgqhe", ql, prev_kv)
+        glob = mm("bgqhr,bghre->bgqhe", ql, prev_kv, dtype)
     else:
-        glob = jnp.einsum("bgqhr,bhre->bgqhe", ql, jnp.sum(chunk_kv, axis=1) / t)
+        glob = mm("bgqhr,bhre->bgqhe", ql, jnp.sum(chunk_kv, axis=1) / t, dtype)
     out = (local + glob).reshape(b, g * c, h, -1)[:, :t]
     return out.astype(v.dtype)
 

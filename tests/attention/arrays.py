@@ -11,6 +11,7 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 
 
 def key(seed: int) -> jax.Array:
@@ -32,3 +33,15 @@ def _draw(seed, shapes):
 def normals(seed: int, *shapes: tuple[int, ...]) -> tuple[jax.Array, ...]:
     """Standard normal float32 arrays of the given shapes, from ``seed``."""
     return _draw(seed, tuple(tuple(s) for s in shapes))
+
+
+# Each product rounds its operands and its result to bf16 (relative 2^-9 each), two products are
+# chained (weights, then weights·V, plus the carried state), and the output is rounded once more:
+# at most 7 roundings, 7·2^-9 < 2^-6 of the output's scale.
+BF16_TOLERANCE = 2.0**-6
+
+
+def bf16_and_rounded_f32(*arrays: jax.Array) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+    """The arrays in bf16, and the same (rounded) values in float32 for a reference."""
+    low = tuple(x.astype(jnp.bfloat16) for x in arrays)
+    return low, tuple(x.astype(jnp.float32) for x in low)

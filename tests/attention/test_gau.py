@@ -21,7 +21,8 @@ from kexue_jax.attention import (
     mixed_chunk_attention_reference,
     relu2_attention,
 )
-from tests.attention.arrays import key, normals
+from kexue_jax._src.testing import dot_operand_dtypes
+from tests.attention.arrays import BF16_TOLERANCE, bf16_and_rounded_f32, key, normals
 
 B, T, H, S, E = 2, 10, 1, 4, 3
 DM = 6  # layer width d
@@ -48,6 +49,18 @@ def _mixed_pair(chunk_size, is_causal):
 def test_chunked_flash_equals_its_quadratic_formula(chunk_size, is_causal, seed):
     chunked, quadratic = _mixed_pair(chunk_size, is_causal)(*_heads(seed))
     np.testing.assert_allclose(np.asarray(chunked), np.asarray(quadratic), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("is_causal", [True, False])
+def test_flash_multiplies_in_bf16_within_bf16_error(is_causal):
+    low, high = bf16_and_rounded_f32(*normals(2, *[(B, 37, H, 16)] * 4, (B, 37, H, 8)))
+    fast = functools.partial(mixed_chunk_attention, is_causal=is_causal, chunk_size=8)
+    assert dot_operand_dtypes(fast, *low) == {"bfloat16"}
+    out = jax.jit(fast)(*low)
+    assert out.dtype == jnp.bfloat16
+    ref = mixed_chunk_attention_reference(*high, is_causal=is_causal, chunk_size=8)
+    err = float(jnp.max(jnp.abs(out.astype(jnp.float32) - ref)))
+    assert 0 < err <= BF16_TOLERANCE * float(jnp.max(jnp.abs(ref)))
 
 
 @jax.jit

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kexue_jax.attention import FEATURE_MAPS, efficient_attention, linear_attention, taylor_features
-from tests.attention.arrays import normals
+from kexue_jax._src.testing import dot_operand_dtypes
+from tests.attention.arrays import BF16_TOLERANCE, bf16_and_rounded_f32, normals
 
 B, T, H, HK, D, DV = 2, 7, 2, 1, 4, 3
 seeds = st.integers(0, 2**31 - 1)
@@ -138,10 +139,18 @@ def test_efficient_causal_is_stable_for_large_keys():
     assert np.isfinite(np.asarray(causal)).all() and np.isfinite(np.asarray(full)).all()
 
 
-def test_bf16_inputs_return_bf16():
-    q, k, v = (x.astype(jnp.bfloat16) for x in _qkv(1))
-    out = jax.jit(functools.partial(linear_attention, is_causal=True, chunk_size=4))(q, k, v)
+@pytest.mark.parametrize("is_causal", [True, False])
+def test_fast_forms_multiply_in_bf16_within_bf16_error(is_causal):
+    # T = 37 with chunks of 8 pads the last chunk and carries the state across four boundaries.
+    low, high = bf16_and_rounded_f32(*normals(1, (B, 37, H, 16), (B, 37, HK, 16), (B, 37, HK, 8)))
+    fast = functools.partial(linear_attention, is_causal=is_causal, method="chunked", chunk_size=8)
+    assert dot_operand_dtypes(fast, *low) == {"bfloat16"}  # every matrix product, not only some
+    assert dot_operand_dtypes(fast, *high) == {"float32"}
+    out = jax.jit(fast)(*low)
     assert out.dtype == jnp.bfloat16
+    ref = linear_attention(*high, is_causal=is_causal, method="quadratic")
+    err = float(jnp.max(jnp.abs(out.astype(jnp.float32) - ref)))
+    assert 0 < err <= BF16_TOLERANCE * float(jnp.max(jnp.abs(ref)))
 
 
 @pytest.mark.parametrize(
