@@ -77,14 +77,15 @@ def assert_finite_grads(fn: Callable[..., Any], params: Any, *args: Any, **kwarg
         assert bool(jnp.all(jnp.isfinite(leaf))), f"non-finite gradient at {jax.tree_util.keystr(path)}"
 
 
-def _eqns(jaxpr: Any):
+def jaxpr_eqns(jaxpr: Any):
+    """Every equation of ``jaxpr`` and of the jaxprs nested in it (``jit``, ``scan``, ``cond``, ...)."""
     for eqn in jaxpr.eqns:
         yield eqn
         for param in eqn.params.values():
             for inner in param if isinstance(param, (tuple, list)) else (param,):
                 inner = getattr(inner, "jaxpr", inner)
                 if isinstance(inner, jax.extend.core.Jaxpr):
-                    yield from _eqns(inner)
+                    yield from jaxpr_eqns(inner)
 
 
 def dot_operand_dtypes(fn: Callable[..., Any], *args: Any) -> set[str]:
@@ -94,4 +95,4 @@ def dot_operand_dtypes(fn: Callable[..., Any], *args: Any) -> set[str]:
     policy (bf16 operands, float32 accumulation) can be checked without a GPU.
     """
     jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
-    return {str(v.aval.dtype) for eqn in _eqns(jaxpr) if eqn.primitive.name == "dot_general" for v in eqn.invars}
+    return {str(v.aval.dtype) for eqn in jaxpr_eqns(jaxpr) if eqn.primitive.name == "dot_general" for v in eqn.invars}

@@ -34,7 +34,7 @@ A layer stores values that it decodes but never learns (the 1×1 convolution's p
 ``p_order`` and ``sign``, the shuffle's ``order``) in its params under one of these keys, and reads
 them through ``stop_gradient``. The NNX shell (:class:`~kexue_jax.flows.Flow`) keeps such leaves out
 of the trainable parameters, so that no optimizer (decoupled weight decay, in particular) and no EMA
-ever touches them; ``tests/suites/test_bijector_suite.py`` checks, for every registered layer, that
+ever touches them; ``tests/suites/test_bijectors.py`` checks, for every registered layer, that
 the leaves under these keys are exactly the ones that get no gradient.
 """
 

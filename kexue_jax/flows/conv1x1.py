@@ -15,8 +15,8 @@ invertible linear map.
   $P$ (stored as a float32 vector ``p_order``, rows $= \\mathrm{argsort}(\\text{p\\_order})$) and
   ``sign`` (used through its sign) are stored in params under
   :data:`~kexue_jax.flows.bijector.FIXED_KEYS` and get no gradient, as Glow keeps them fixed (the
-  NNX shell keeps them out of the optimizer); any real values decode to a valid permutation and signs, so $W$ stays invertible and the
-  log-det formula exact after any update.
+  NNX shell keeps them out of the optimizer); any real values decode to a valid permutation and
+  signs, so $W$ stays invertible and the log-det formula exact after any update.
 
 References:
     Su Jianlin, "细水长flow之RealNVP与Glow", https://kexue.fm/archives/5807 (可逆1×1卷积, LU 分解);

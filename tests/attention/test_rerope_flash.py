@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kexue_jax._src.testing import jaxpr_eqns
 from kexue_jax.attention import rerope_flash as rf
 from kexue_jax.attention.rerope_flash import rerope_flash_attention
 from kexue_jax.position import apply_rope, rerope_logits, rope_inv_freq
@@ -77,14 +78,10 @@ def test_bfloat16_inputs_stay_within_bfloat16_error_of_the_float32_reference():
 
 
 def _all_avals(jaxpr):
-    for eqn in jaxpr.eqns:
+    for eqn in jaxpr_eqns(jaxpr):
         for var in (*eqn.invars, *eqn.outvars):
             if hasattr(var, "aval") and hasattr(var.aval, "shape"):
                 yield var.aval.shape
-        for param in eqn.params.values():
-            inner = getattr(param, "jaxpr", param)
-            if isinstance(inner, jax.extend.core.Jaxpr):
-                yield from _all_avals(inner)
 
 
 def test_forward_and_backward_never_form_a_t_by_t_array():
