@@ -39,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="stop with a checkpoint after this many steps of this invocation (job time limits)")
     sp = sub.add_parser("eval", help="evaluate the newest checkpoint on the evaluation split")
     common(sp)
+    sp.add_argument("--step", type=int, default=None, help="evaluate this checkpoint instead of the newest")
     sp = sub.add_parser("sample", help="write a sample grid from the newest checkpoint")
     common(sp)
+    sp.add_argument("--step", type=int, default=None, help="sample this checkpoint instead of the newest")
     sp.add_argument("--num", type=int, default=64)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default=None, help="PNG path (default: WORKDIR/samples/sample_seed<seed>.png)")
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train(config, workdir, stop_after=args.stop_after)
             print(json.dumps({"workdir": str(workdir), "step": int(result.state.step), "eval": result.eval_metrics}))
             return 0
-        run, state, step = load_for_inference(config, workdir)
+        run, state, step = load_for_inference(config, workdir, step=args.step)
         try:
             if args.command == "eval":
                 print(json.dumps({"step": step, "eval": run_eval(run, state)}))

@@ -56,6 +56,11 @@ def test_train_smoke_then_eval_and_sample(tmp_path, capsys):
     evaluated = json.loads(last)
     assert evaluated["step"] == 20
     assert abs(evaluated["eval"]["elbo_nats"] - out["eval"]["elbo_nats"]) < 1e-3 * abs(out["eval"]["elbo_nats"])
+    # --step names a checkpoint; one that is not there is a clear error listing those that are.
+    code, last = _main("eval", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--step", "20", capsys=capsys)
+    assert code == 0 and json.loads(last)["step"] == 20, last
+    code, last = _main("eval", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--step", "7", capsys=capsys)
+    assert code == 2 and "step: no checkpoint at step 7" in last and "holds steps [10, 20]" in last, last
 
     png = tmp_path / "s.png"
     code, last = _main("sample", "vae-mnist5k", "--smoke", "--workdir", str(workdir), "--num", "9", "--out", str(png),

@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ddpm", default="ddpm-mnist5k", help="experiment of the diffusion model")
     p.add_argument("--ddpm-workdir", default=None, help="its work directory (default runs/NAME)")
+    p.add_argument("--ddpm-step", type=int, default=None, help="its checkpoint (default: the newest)")
     p.add_argument("--classifier", default="mnist5k-classifier", help="experiment of the clean classifier")
     p.add_argument("--classifier-workdir", default=None)
     p.add_argument("--noisy-classifier", default="mnist5k-noisy-classifier",
@@ -100,10 +101,10 @@ def _workdir(given: str | None, config) -> Path:
     return Path(given) if given else Path("runs") / config.name
 
 
-def _load(name: str, workdir: str | None, *, smoke: bool, overrides: list[str] = ()):
-    """(task, params, model_state, step, run) of the newest checkpoint of experiment ``name``."""
+def _load(name: str, workdir: str | None, *, smoke: bool, overrides: list[str] = (), step: int | None = None):
+    """(task, params, model_state, step, run) of checkpoint ``step`` (default: the newest) of experiment ``name``."""
     config = load_config(name, smoke=smoke, overrides=overrides)
-    run, state, step = load_for_inference(config, _workdir(workdir, config))
+    run, state, step = load_for_inference(config, _workdir(workdir, config), step=step)
     run.checkpointer.close()
     return run.task, eval_params(state), state.model_state, step, run
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps is not None:
         overrides.append(f"model.sampler_steps={args.steps}")
     d_task, d_params, d_state, d_step, d_run = _load(args.ddpm, args.ddpm_workdir, smoke=args.smoke,
-                                                     overrides=overrides)
+                                                     overrides=overrides, step=args.ddpm_step)
     dconf = d_task.extras["config"]
     if not dconf.images:
         raise ValueError(f"--ddpm: expected an image diffusion model, got network={dconf.network!r}")

@@ -392,14 +392,30 @@ def _validate(config: ml_collections.ConfigDict) -> None:
             )
 
 
-def load_for_inference(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Run, TrainState, int]:
-    """The run of ``config`` and the state of its newest readable checkpoint (for eval and sample).
+def load_for_inference(
+    config: ml_collections.ConfigDict, workdir: str | Path, *, step: int | None = None
+) -> tuple[Run, TrainState, int]:
+    """The run of ``config`` and the state of a checkpoint (for eval and sample).
 
-    The checkpoint is restored into :func:`abstract_state`, so no fresh state is computed only to
-    be overwritten.
+    ``step=None`` takes the newest readable checkpoint (unreadable ones are quarantined, as when
+    training resumes); an int takes exactly that checkpoint, so that a result can name the model
+    it was computed from even after training went on (or a stopped run saved a later step). The
+    checkpoint is restored into :func:`abstract_state`, so no fresh state is computed only to be
+    overwritten.
+
+    Raises:
+        ValueError: naming ``workdir`` when it holds no checkpoint, or ``step`` (with the steps
+            present) when that checkpoint is not there.
     """
     run = setup(config, workdir)
-    restored = run.checkpointer.restore_latest(abstract_state(run)) if run.checkpointer.all_steps() else None
+    steps = run.checkpointer.all_steps()
+    if step is not None:
+        if step not in steps:
+            run.checkpointer.close()
+            raise ValueError(f"step: no checkpoint at step {step} in {Path(workdir) / 'checkpoints'}; "
+                             f"it holds steps {steps}")
+        return run, run.checkpointer.restore(step, abstract_state(run)), step
+    restored = run.checkpointer.restore_latest(abstract_state(run)) if steps else None
     if restored is None:
         run.checkpointer.close()
         raise ValueError(f"workdir: no checkpoint found in {Path(workdir) / 'checkpoints'}; train first")

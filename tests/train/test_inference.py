@@ -94,3 +94,17 @@ def test_load_for_inference_without_a_checkpoint_is_a_value_error(tmp_path):
 
     with pytest.raises(ValueError, match="workdir: no checkpoint found"):
         load_for_inference(tiny_config(steps=20), tmp_path)
+
+
+def test_load_for_inference_of_a_named_step_takes_that_checkpoint_and_names_missing_ones(trained):
+    config, workdir, result = trained
+    run, state, step = load_for_inference(config, workdir, step=10)
+    run.checkpointer.close()
+    newest_run, newest, _ = load_for_inference(config, workdir)
+    newest_run.checkpointer.close()
+    assert step == 10 and int(state.step) == 10 and int(newest.step) == 20
+    # The earlier checkpoint is really another state, not the newest relabelled.
+    assert not np.array_equal(np.asarray(jax.tree.leaves(state.params)[0]), np.asarray(jax.tree.leaves(newest.params)[0]))
+    _assert_same_state(newest, result.state)
+    with pytest.raises(ValueError, match=r"step: no checkpoint at step 15 .* holds steps \[10, 20\]"):
+        load_for_inference(config, workdir, step=15)
