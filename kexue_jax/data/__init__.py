@@ -17,7 +17,7 @@ from kexue_jax.data.info import DatasetInfo
 from kexue_jax.data.loading import list_datasets, load
 from kexue_jax.data.pysrc import load_bytes
 from kexue_jax.data.tfds_dataset import TfdsDataset
-from kexue_jax.data.transforms import to_unit_interval
+from kexue_jax.data.transforms import random_horizontal_flip, to_unit_interval
 
 __all__ = [
     "DENSITIES",
@@ -31,6 +31,7 @@ __all__ = [
     "load",
     "load_bytes",
     "log_density",
+    "random_horizontal_flip",
     "sample_density",
     "seed_words",
     "to_unit_interval",

@@ -66,6 +66,7 @@ from kexue_jax._src.checks import check_floating, check_in, check_positive
 from kexue_jax._src.numerics import mean_f32, to_f32
 from kexue_jax._src.typing import Array, Batch, Float, PRNGKey, PyTree
 from kexue_jax.data.densities import DENSITIES, log_density
+from kexue_jax.data.transforms import random_horizontal_flip
 from kexue_jax.diffusion._broadcast import per_example
 from kexue_jax.diffusion.guidance import check_labels, classifier_free_eps, drop_labels
 from kexue_jax.diffusion.likelihood import ode_bits_per_dim, ode_log_prob
@@ -640,6 +641,7 @@ _TASK_OPTIONS = {
     "eval_bpd": ("ode",),
     "figure_guidance": (),
     "labels": "data",
+    "random_flip": False,
 }
 _IGNORED_KEYS = ("name",)
 
@@ -696,6 +698,10 @@ def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[s
         check_positive(name, int(options[name]))
     if int(options["eval_bpd_examples"]) < 0:
         raise ValueError(f"eval_bpd_examples: expected an int >= 0, got {options['eval_bpd_examples']!r}")
+    if not isinstance(options["random_flip"], bool):
+        raise ValueError(f"random_flip: expected a bool, got {options['random_flip']!r}")
+    if options["random_flip"] and not images:
+        raise ValueError("random_flip: mirrors images; network='mlp' models vectors")
     kwargs = {k: v for k, v in raw.items() if k in fields}
     if images:
         _image_info(info, kwargs)
@@ -897,7 +903,9 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
     * ``loss``: $\\mathbb E\\|\\varepsilon - \\varepsilon_\\theta(x_t, t[, y])\\|^2$ averaged over the
       pixels (Ho et al.), with the UNet's dropout and, for a class-conditional model, the labels of
       ``batch["label"]`` dropped to the null label with probability ``cfg_dropout``; metric
-      ``eps_mse`` (the same).
+      ``eps_mse`` (the same). Task option ``random_flip`` (DDPM's CIFAR-10 augmentation) first
+      mirrors each training image with probability 1/2
+      (:func:`kexue_jax.data.transforms.random_horizontal_flip`; evaluation never flips).
     * ``evaluate``: ``loss`` (no dropout, true labels); with ``eval_bpd_examples`` $= n > 0$ also
       the bits/dim of the first $n$ images of each evaluation batch, of the unconditional model
       (the null label if class-conditional), by each method of ``eval_bpd``: ``ode_bpd``
@@ -915,6 +923,7 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
     """
     columns = int(options["grid_columns"])
     bpd_examples = int(options["eval_bpd_examples"])
+    flip = options["random_flip"]
     bpd_methods = options["eval_bpd"]
     weights = options["figure_guidance"]
     num_figure = int(options["num_figure_samples"])
@@ -951,6 +960,9 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
 
     def loss(params: PyTree, model_state: PyTree, batch: Batch, *, key: PRNGKey) -> LossOutput:
         x0 = scaled(pixels_of(batch))
+        if flip:
+            key, k_flip = jax.random.split(key)
+            x0 = random_horizontal_flip(x0, key=k_flip)
         value = mean_f32(model(params, model_state).loss(x0, labels_of(batch), key=key))
         return LossOutput(value, {"eps_mse": value}, None)
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kexue_jax.data import ArrayDataset, Dataset, DatasetInfo, to_unit_interval
+from kexue_jax.data import ArrayDataset, Dataset, DatasetInfo, random_horizontal_flip, to_unit_interval
 
 
 def _toy(n: int = 6) -> ArrayDataset:
@@ -89,3 +89,22 @@ def test_to_unit_interval_rejects_bad_arguments():
         to_unit_interval(jnp.zeros(3), 256)
     with pytest.raises(ValueError, match="num_bins: expected an int >= 2"):
         to_unit_interval(jnp.zeros(3, jnp.uint8), 1)
+
+
+def test_random_horizontal_flip_mirrors_each_image_or_none_with_probability_one_half():
+    n = 4000
+    # Every image distinct and asymmetric, so "unchanged" and "mirrored" can be told apart.
+    images = np.arange(n * 3 * 4 * 2, dtype=np.int32).reshape(n, 3, 4, 2)
+    out = np.asarray(jax.jit(random_horizontal_flip)(images, key=jax.random.key(0)))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    kept = np.all(out == images, axis=(1, 2, 3))
+    mirrored = np.all(out == images[:, :, ::-1, :], axis=(1, 2, 3))
+    assert np.all(kept ^ mirrored)  # each image is exactly one of the two, never a mix
+    # Bernoulli(1/2) per image: the mirrored share within 4 standard errors (0.5 / sqrt(n)) of 1/2,
+    # and no dependence between neighbours (the share of equal consecutive choices also ~1/2).
+    assert abs(mirrored.mean() - 0.5) < 4 * 0.5 / np.sqrt(n)
+    assert abs(np.mean(mirrored[1:] == mirrored[:-1]) - 0.5) < 4 * 0.5 / np.sqrt(n - 1)
+    again = np.asarray(random_horizontal_flip(images, key=jax.random.key(0)))
+    np.testing.assert_array_equal(again, out)
+    with pytest.raises(ValueError, match="image"):
+        random_horizontal_flip(images[0], key=jax.random.key(0))

@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from kexue_jax import data as kdata
+from kexue_jax.data.transforms import random_horizontal_flip
 from kexue_jax.diffusion import gaussian_log_prob, linear_schedule, ode_log_prob
 from kexue_jax.diffusion.diffusion_model import (
     DiffusionConfig,
@@ -201,6 +202,26 @@ def test_image_task_loss_starts_at_the_noise_variance_with_finite_grads(image_ta
     leaves = jax.tree.leaves(grads)
     assert all(np.all(np.isfinite(g)) for g in leaves)
     assert any(float(jnp.abs(g).max()) > 0 for g in leaves)
+
+
+def test_random_flip_trains_on_the_mirrored_batch_and_is_refused_for_vectors(image_task):
+    task, batch, _, state, perturbed = image_task
+    flip_task = make_diffusion_task({**_IMAGE_MODEL, "random_flip": True}, _image_info())
+    key = jax.random.key(3)
+    k_loss, k_flip = jax.random.split(key)
+    mirrored = dict(batch, image=np.asarray(random_horizontal_flip(jnp.asarray(batch["image"]), key=k_flip)))
+    # Some images mirrored, some not (16 fair coins): the comparison below is not vacuous.
+    same = [np.array_equal(a, b) for a, b in zip(mirrored["image"], batch["image"], strict=True)]
+    assert 0 < sum(same) < len(same)
+    got = float(jax.jit(lambda p: flip_task.loss(p, state, batch, key=key).loss)(perturbed))
+    want = float(jax.jit(lambda p: task.loss(p, state, mirrored, key=k_loss).loss)(perturbed))
+    unflipped = float(jax.jit(lambda p: task.loss(p, state, batch, key=k_loss).loss)(perturbed))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert abs(got - unflipped) > 1e-4
+    with pytest.raises(ValueError, match="random_flip: mirrors images"):
+        make_diffusion_task({"hidden": (8,), "random_flip": True}, kdata.load("moons").info)
+    with pytest.raises(ValueError, match="random_flip: expected a bool"):
+        make_diffusion_task({**_IMAGE_MODEL, "random_flip": 1}, _image_info())
 
 
 def test_image_task_samples_are_images_on_the_pixel_levels(image_task):
