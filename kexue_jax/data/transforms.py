@@ -36,7 +36,7 @@ def random_horizontal_flip(image: Array, *, key: Array) -> Array:
     """Mirror each image of a batch left to right with probability 1/2, independently (jit-able).
 
     The augmentation of DDPM's CIFAR-10 training (Ho et al. 2020, App. B: "random horizontal flips
-    during training"): $x'_i = x_i[:, ::-1]$ if $b_i = 1$ else $x_i$, $b_i \sim$ Bernoulli(1/2).
+    during training"): $x'_i = x_i[:, ::-1]$ if $b_i = 1$ else $x_i$, $b_i \\sim$ Bernoulli(1/2).
     Applied on device inside the loss, so it needs no host pipeline and a resumed run replays it
     from the step's key.
 
