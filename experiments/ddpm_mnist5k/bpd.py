@@ -15,11 +15,15 @@ Rademacher probe; the unconditional model (the null label). The model side is
 
 One test digit costs hundreds of UNet calls with their vector-Jacobian products (about 14 s on this
 project's 2-core CPU), so the 1,000 test digits take hours. The script therefore works through the
-split in chunks: each call takes the ``--count`` lowest test indices not yet in ``--out``, solves
-them ``--batch-size`` at a time and rewrites ``--out`` (atomically) after every batch, so a killed
-run loses at most one batch and the next call goes on. The file holds one value per digit and a
-fingerprint of what produced it (the checkpoint step, a SHA-256 of the parameters, the solver
-settings); a call whose fingerprint differs refuses to add to it.
+split in chunks: each call takes the next ``--count`` test digits not yet in ``--out``, in a fixed
+random order of the split (so the digits done so far are a uniform sample of it; the split itself is
+sorted by class), solves them ``--batch-size`` at a time and rewrites ``--out`` (atomically) after
+every batch, so a killed run loses at most one batch and the next call goes on. The file holds one
+value per digit and a fingerprint of what produced it (the checkpoint step, a SHA-256 of the
+parameters, the solver settings); a call whose fingerprint differs refuses to add to it. The summary
+has the plain mean with its standard error and, from the labels, per-class means and the
+class-balanced mean (an unbiased estimate of the split's mean for any mix of digits done, the split being
+balanced).
 
 The dequantization noise of test digit $i$ is drawn from ``fold_in(key(seed), i)``, so a digit
 gets the same $u$ whichever chunk it falls in; the probe key is folded in from the batch's first
@@ -87,14 +91,34 @@ def params_sha256(params) -> str:
     return h.hexdigest()
 
 
-def summary(values: dict[str, float], num_test: int) -> dict:
-    """Mean bits/dim over the digits done, its standard error and the coverage of the split."""
+def summary(values: dict[str, float], num_test: int, labels: np.ndarray | None = None) -> dict:
+    """Mean bits/dim over the digits done, its standard error, and the class-balanced mean.
+
+    ``num_test`` is the size of the split; ``labels`` its labels (``None`` if it has none). The
+    class-balanced mean $\\frac1K\\sum_c \\bar b_c$ weighs each class's mean equally; on a split
+    with equal class counts (mnist5k's test split: 100 per class) it is an unbiased estimate of the
+    whole split's mean even when the digits done so far are not spread evenly over the classes. Its
+    standard error is $\\frac1K\\sqrt{\\sum_c s_c^2 / n_c}$; both are ``None`` until every class has
+    two digits.
+    """
+    idx = np.asarray([int(k) for k in values], np.int64)
     v = np.asarray(list(values.values()), np.float64)
     n = v.size
-    return {"num_digits": int(n), "num_test": int(num_test),
-            "mean_bpd": float(v.mean()) if n else None,
-            "std_error": float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
-            "complete": n == num_test}
+    out = {"num_digits": int(n), "num_test": num_test,
+           "mean_bpd": float(v.mean()) if n else None,
+           "std_error": float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+           "complete": n == num_test}
+    if labels is not None:
+        classes = np.unique(labels)
+        done = labels[idx] if n else np.zeros(0, labels.dtype)
+        per = {int(c): v[done == c] for c in classes}
+        out["per_class"] = {str(c): {"num_digits": int(x.size), "mean_bpd": float(x.mean()) if x.size else None}
+                            for c, x in per.items()}
+        full = all(x.size >= 2 for x in per.values())
+        out["class_balanced_mean_bpd"] = float(np.mean([x.mean() for x in per.values()])) if full else None
+        out["class_balanced_std_error"] = (float(math.sqrt(sum(x.var(ddof=1) / x.size for x in per.values()))
+                                                 / len(per)) if full else None)
+    return out
 
 
 def _write_atomic(path: Path, record: dict) -> None:
@@ -135,8 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     test = run.eval_data.get_batch(np.arange(len(run.eval_data)))
     levels = np.asarray(test["image"])
+    labels = np.asarray(test["label"]) if "label" in test else None
     num_test = levels.shape[0]
-    todo = [i for i in range(num_test) if str(i) not in record["bpd"]][:args.count]
+    # A fixed random order, so that the digits done after any number of calls are a uniform sample
+    # of the split (mnist5k's test split is sorted by class: the first 100 digits are all zeros).
+    order = np.random.default_rng(args.seed).permutation(num_test)
+    todo = [int(i) for i in order if str(i) not in record["bpd"]][:args.count]
 
     key = jax.random.key(args.seed)
     k_deq, k_probe = jax.random.split(key)
@@ -157,12 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
         if not np.all(np.isfinite(bpd)):
             raise FloatingPointError(f"non-finite bits/dim for test digits {idx[~np.isfinite(bpd)].tolist()}")
         record["bpd"].update({str(int(i)): float(b) for i, b in zip(idx, bpd, strict=True)})
-        record["summary"] = summary(record["bpd"], num_test)
+        record["summary"] = summary(record["bpd"], num_test, labels)
         record["device"] = jax.devices()[0].device_kind
         record["jax_version"] = jax.__version__
         _write_atomic(out, record)
         print(json.dumps({"digits": [int(idx[0]), int(idx[-1])], **record["summary"]}), flush=True)
-    record["summary"] = summary(record["bpd"], num_test)
+    record["summary"] = summary(record["bpd"], num_test, labels)
     if not todo and args.count:
         print(f"all {num_test} test digits are done", file=sys.stderr)
     result = dict(record["summary"], out=str(out), step=int(step))

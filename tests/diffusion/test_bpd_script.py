@@ -55,16 +55,20 @@ def test_chunked_calls_give_the_values_of_one_call_and_refuse_another_model(smok
     result = _run(smoke_workdir, chunked, "--count", "2", "--batch-size", "2")
     _run(smoke_workdir, whole, "--count", "4", "--batch-size", "2")
     a, b = json.loads(chunked.read_text()), json.loads(whole.read_text())
-    # The second call took the next two test digits, and each digit got the value of the single call:
-    # its dequantization noise depends on its index only, the probes on the batch's first index.
-    assert sorted(a["bpd"], key=int) == ["0", "1", "2", "3"]
+    # The second call took the next two digits of the seeded order (not the first two again), and each
+    # digit got the value of the single call: its dequantization noise depends on its index only, the
+    # probes on the batch's first index.
+    order = np.random.default_rng(0).permutation(1000)[:4]
+    assert sorted(a["bpd"], key=int) == sorted(str(i) for i in order)
+    assert sorted(order.tolist()) != [0, 1, 2, 3]  # a random sample of the class-sorted split
     assert a["bpd"] == b["bpd"] and a["fingerprint"] == b["fingerprint"]
-    values = np.array([a["bpd"][k] for k in ("0", "1", "2", "3")])
+    values = np.array(list(a["bpd"].values()))
     assert np.all(np.isfinite(values)) and np.all(values > 0)
     assert len(set(values.tolist())) == 4  # distinct digits, distinct noise: not one value copied
     assert result["num_digits"] == 4 and result["num_test"] == 1000 and not result["complete"]
     assert math.isclose(result["mean_bpd"], values.mean(), rel_tol=1e-12)
     assert math.isclose(result["std_error"], values.std(ddof=1) / 2.0, rel_tol=1e-12)
+    assert result.get("class_balanced_mean_bpd", "absent") is None  # four digits cannot cover ten classes
     # Another seed (other dequantization noise) must not be mixed into the same file.
     before = chunked.read_text()
     with pytest.raises(ValueError, match=r"--out: .*\(differs in \['seed'\]\)"):
@@ -80,3 +84,20 @@ def test_chunked_calls_give_the_values_of_one_call_and_refuse_another_model(smok
 def test_bpd_script_rejects_bad_arguments_by_name(args, match):
     with pytest.raises(ValueError, match=match):
         _bpd_module().main(args)
+
+
+def test_summary_balances_classes_and_reports_per_class_means():
+    summary = _bpd_module().summary
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # Class 0 over-represented among the digits done (3 of its 4 against 2 of class 1's).
+    values = {"0": 1.0, "1": 2.0, "2": 3.0, "4": 10.0, "5": 12.0}
+    s = summary(values, 8, labels)
+    assert s["num_digits"] == 5 and not s["complete"]
+    assert math.isclose(s["mean_bpd"], 28.0 / 5)
+    assert s["per_class"] == {"0": {"num_digits": 3, "mean_bpd": 2.0}, "1": {"num_digits": 2, "mean_bpd": 11.0}}
+    assert math.isclose(s["class_balanced_mean_bpd"], (2.0 + 11.0) / 2)  # not the plain mean 5.6
+    assert math.isclose(s["class_balanced_std_error"], math.sqrt(1.0 / 3 + 2.0 / 2) / 2)
+    # A class with fewer than two digits leaves the balanced estimate undefined.
+    assert summary({"0": 1.0, "1": 2.0, "4": 10.0}, 8, labels)["class_balanced_mean_bpd"] is None
+    full = summary({str(i): float(i) for i in range(8)}, 8, labels)
+    assert full["complete"] and math.isclose(full["class_balanced_mean_bpd"], full["mean_bpd"])
