@@ -60,6 +60,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from kexue_jax._src.checks import check_floating, check_in, check_positive
@@ -726,6 +727,17 @@ def _split_config(model_config: Any, info: Any) -> tuple[DiffusionConfig, dict[s
     return config, options
 
 
+def spread_indices(size: int, n: int) -> np.ndarray:
+    """``n`` indices evenly spaced over ``range(size)``, first and last included (``[0]`` for n = 1).
+
+    The sub-batch on which ``evaluate`` measures bits/dim: evenly spaced, it samples every part of
+    a batch whose examples are ordered (by class, say) instead of only its head.
+    """
+    if not 0 < n <= size:
+        raise ValueError(f"n: expected 0 < n <= size = {size}, got {n}")
+    return np.round(np.linspace(0, size - 1, n)).astype(np.int32)
+
+
 def _cycling_labels(config: DiffusionConfig, num: int) -> Array | None:
     """Labels $0, 1, \\dots, K - 1, 0, \\dots$ of ``num`` samples of a class-conditional model (else ``None``)."""
     return jnp.arange(num, dtype=jnp.int32) % config.num_classes if config.conditional else None
@@ -907,7 +919,7 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
       mirrors each training image with probability 1/2
       (:func:`kexue_jax.data.transforms.random_horizontal_flip`; evaluation never flips).
     * ``evaluate``: ``loss`` (no dropout, true labels); with ``eval_bpd_examples`` $= n > 0$ also
-      the bits/dim of the first $n$ images of each evaluation batch, of the unconditional model
+      the bits/dim of $n$ images evenly spaced through each evaluation batch (:func:`spread_indices`), of the unconditional model
       (the null label if class-conditional), by each method of ``eval_bpd``: ``ode_bpd``
       (probability-flow ODE of uniformly dequantized images $2(k + u)/K - 1$, bin width $2/K$;
       score_sde's evaluation) and/or ``vlb_bpd`` (DDPM's variational bound on the levels, $T$
@@ -973,7 +985,9 @@ def _image_task(config: DiffusionConfig, options: dict[str, Any], graphdef: Any)
         out = {"loss": mean_f32(net.eval_loss(scaled(k), labels_of(batch), key=k_loss))}
         n = min(bpd_examples, k.shape[0])
         if n:
-            sub = k[:n].astype(jnp.float32)
+            # Evenly spaced through the batch rather than its first n: an evaluation split sorted by
+            # class (mnist5k's test split is) would otherwise give the bits/dim of a few classes.
+            sub = k[spread_indices(k.shape[0], n)].astype(jnp.float32)
             for method in bpd_methods:
                 if method == "ode":
                     u = jax.random.uniform(k_deq, sub.shape, jnp.float32)

@@ -16,6 +16,7 @@ from kexue_jax.diffusion.diffusion_model import (
     DiffusionModel,
     ScheduleVPSDE,
     make_diffusion_task,
+    spread_indices,
 )
 from kexue_jax.nn.time_mlp import TimeMLP
 from kexue_jax.train import read_metrics, train
@@ -312,6 +313,24 @@ def test_image_configs_raise_value_errors():
     with pytest.raises(ValueError, match="vlb"):
         make_diffusion_task(dict(_IMAGE_MODEL, process="vp", sampler="auto", eval_bpd="vlb",
                                  eval_bpd_examples=2), info)
+
+
+def test_evaluate_measures_bits_per_dim_on_images_spread_through_the_batch(image_task):
+    _, batch, _, state, perturbed = image_task
+    task = make_diffusion_task(dict(_IMAGE_MODEL, eval_bpd_examples=3, likelihood_rtol=1e-2,
+                                    likelihood_atol=1e-2), _image_info())
+    picked = spread_indices(16, 3)
+    assert picked.tolist() == [0, 8, 15]  # first, middle, last; not the first three
+    evaluate = jax.jit(task.evaluate)
+    whole = evaluate(perturbed, state, batch, key=jax.random.key(6))
+    sub = evaluate(perturbed, state, {k: v[picked] for k, v in batch.items()}, key=jax.random.key(6))
+    head = evaluate(perturbed, state, {k: v[:3] for k, v in batch.items()}, key=jax.random.key(6))
+    # Same images, same keys: the same solve. The batch's head is a different set of images.
+    np.testing.assert_allclose(float(whole["ode_bpd"]), float(sub["ode_bpd"]), rtol=1e-6)
+    assert abs(float(whole["ode_bpd"]) - float(head["ode_bpd"])) > 1e-4
+    assert spread_indices(5, 1).tolist() == [0] and spread_indices(5, 5).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="n: expected 0 < n <= size"):
+        spread_indices(3, 4)
 
 
 def test_image_evaluate_reports_bits_per_dim_and_figures_at_each_guidance_weight(image_task):
