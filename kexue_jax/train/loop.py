@@ -404,8 +404,8 @@ def load_for_inference(
     overwritten.
 
     Raises:
-        ValueError: naming ``workdir`` when it holds no checkpoint, or ``step`` (with the steps
-            present) when that checkpoint is not there.
+        ValueError: naming ``workdir`` when it holds no checkpoint, or ``step`` when that
+            checkpoint is not there (listing the steps present) or cannot be read.
     """
     run = setup(config, workdir)
     steps = run.checkpointer.all_steps()
@@ -414,7 +414,12 @@ def load_for_inference(
             run.checkpointer.close()
             raise ValueError(f"step: no checkpoint at step {step} in {Path(workdir) / 'checkpoints'}; "
                              f"it holds steps {steps}")
-        return run, run.checkpointer.restore(step, abstract_state(run)), step
+        try:
+            return run, run.checkpointer.restore(step, abstract_state(run)), step
+        except Exception as e:  # noqa: BLE001 - any failure to read: say which checkpoint, keep it in place
+            run.checkpointer.close()
+            raise ValueError(f"step: the checkpoint at step {step} in {Path(workdir) / 'checkpoints'} is "
+                             f"unreadable ({type(e).__name__}: {e})") from e
     restored = run.checkpointer.restore_latest(abstract_state(run)) if steps else None
     if restored is None:
         run.checkpointer.close()

@@ -90,6 +90,17 @@ def test_an_unreadable_newest_checkpoint_is_skipped_as_before(tmp_path):
     assert step == 10 and int(state.step) == 10 and (tmp_path / "corrupt").is_dir()
 
 
+def test_an_unreadable_named_checkpoint_is_a_value_error_naming_the_step(tmp_path):
+    config = tiny_config(steps=20)
+    train(config, tmp_path)
+    for p in (tmp_path / "checkpoints" / "10").rglob("*"):
+        if p.is_file() and p.stat().st_size > 0:
+            p.write_bytes(b"\x00garbage" * 3)
+    with pytest.raises(ValueError, match=r"step: the checkpoint at step 10 .* is unreadable"):
+        load_for_inference(config, tmp_path, step=10)
+    assert (tmp_path / "checkpoints" / "10").is_dir()  # named explicitly: reported, not quarantined
+
+
 def test_load_for_inference_without_a_checkpoint_is_a_value_error(tmp_path):
 
     with pytest.raises(ValueError, match="workdir: no checkpoint found"):
